@@ -1,0 +1,98 @@
+// The interpreter: runs a decoded Program. The reference semantics of the
+// ISA for every other engine (the JIT is tested against it).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ember/helpers.hpp"
+#include "ember/isa.hpp"
+#include "ember/result.hpp"
+
+namespace ember {
+
+// Memory a program may touch when it runs unverified (checked mode).
+struct MemRegion {
+  uint64_t start = 0;
+  uint64_t size = 0;
+  bool writable = true;
+};
+
+// The checked mode's view of memory: the context or memory buffer, the
+// stack frames in use, and memory that helpers granted during the run.
+class MemoryGuard {
+ public:
+  void grant(const void* p, uint64_t size, bool writable) {
+    regions_.push_back({reinterpret_cast<uint64_t>(p), size, writable});
+  }
+  bool allows(uint64_t addr, uint64_t size, bool write) const;
+  void set_stack(uint64_t lo, uint64_t hi) { stack_lo_ = lo, stack_hi_ = hi; }
+  void clear() { regions_.clear(); }
+
+ private:
+  std::vector<MemRegion> regions_;
+  uint64_t stack_lo_ = 0, stack_hi_ = 0;
+};
+
+// One step of a traced run: the instruction about to execute and the
+// registers before it.
+struct TraceStep {
+  size_t pc;
+  const uint64_t* regs;  // kNumRegs values
+  int frame;
+};
+using TraceSink = std::function<void(const TraceStep&)>;
+
+struct RunOptions {
+  // Checked mode: bound every memory access and the instruction count.
+  // Required for programs that have not passed the verifier.
+  bool checked = true;
+  uint64_t insn_budget = 100'000'000;  // checked mode only
+  TraceSink trace;                     // implies checked mode
+  void* helper_env = nullptr;          // passed to helpers as HelperCall::env
+};
+
+struct RunInput {
+  void* ctx = nullptr;        // r1
+  uint64_t ctx_size = 0;      // r2, and the size of the checked region at r1
+  bool ctx_writable = true;
+  std::span<const uint8_t> packet;  // what ld_abs/ld_ind read (socket-filter semantics)
+  // Convenience: r1 = mem, r2 = its length, packet = mem.
+  static RunInput memory(std::span<uint8_t> mem) {
+    RunInput in;
+    in.ctx = mem.empty() ? nullptr : mem.data();
+    in.ctx_size = mem.size();
+    in.packet = mem;
+    return in;
+  }
+};
+
+class Interpreter {
+ public:
+  // Fails if the program calls a helper the table lacks or a kfunc.
+  static Result<Interpreter> create(const Program& prog, const HelperTable& helpers);
+
+  // Returns r0, or an error naming the instruction that faulted (checked
+  // mode), ran out of budget, or exceeded the call depth.
+  Result<uint64_t> run(const RunInput& in, const RunOptions& opts = {}) const;
+
+  const Program& program() const { return *prog_; }
+
+ private:
+  Interpreter(const Program& prog, std::vector<HelperFn> fns) : prog_(&prog), helper_fns_(std::move(fns)) {}
+  template <bool Checked, bool Traced>
+  Result<uint64_t> exec(const RunInput& in, const RunOptions& opts) const;
+
+  const Program* prog_;
+  std::vector<HelperFn> helper_fns_;  // per instruction index; null where not a helper call
+};
+
+// Value that ld_imm64 with BPF_PSEUDO_FUNC loads, and that callx recognizes
+// as a bpf-to-bpf call target (a real address in the kernel).
+constexpr uint64_t kFuncAddrTag = 0xEB0F000000000000ull;
+constexpr uint64_t kFuncAddrMask = 0xFFFF000000000000ull;
+
+}  // namespace ember

@@ -1,0 +1,2 @@
+// placeholder
+#include "ember/helpers.hpp"
