@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstdio>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -49,6 +50,14 @@ struct HelperCall {
   std::string fault;
   // Embedder state (maps, output sinks); opaque to the VM.
   void* env = nullptr;
+  // Where bpf_trace_printk writes (the kernel's trace_pipe).
+  std::FILE* trace_out = stderr;
+  // State of bpf_get_prandom_u32 for this run (seeded by the runner).
+  uint64_t prandom_state = 0x9E3779B97F4A7C15ull;
+
+  // Checked mode: may the program's pointer be used this way? Records a
+  // fault naming `what` when not.
+  bool check(uint64_t addr, uint64_t size, bool write, const char* what);
 };
 
 using HelperFn = uint64_t (*)(HelperCall& call, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,

@@ -53,6 +53,8 @@ struct RunOptions {
   uint64_t insn_budget = 100'000'000;  // checked mode only
   TraceSink trace;                     // implies checked mode
   void* helper_env = nullptr;          // passed to helpers as HelperCall::env
+  std::FILE* trace_out = stderr;       // bpf_trace_printk output
+  uint64_t random_seed = 0;            // bpf_get_prandom_u32; 0: seeded from the clock
 };
 
 struct RunInput {
@@ -87,7 +89,8 @@ class Interpreter {
   Result<uint64_t> exec(const RunInput& in, const RunOptions& opts) const;
 
   const Program* prog_;
-  std::vector<HelperFn> helper_fns_;  // per instruction index; null where not a helper call
+  std::vector<HelperFn> helper_fns_;    // per instruction index; null where not a helper call
+  std::vector<HelperFn> helper_by_id_;  // for callx, which names a helper at run time
 };
 
 // Value that ld_imm64 with BPF_PSEUDO_FUNC loads, and that callx recognizes

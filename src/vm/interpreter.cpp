@@ -1,2 +1,533 @@
-// placeholder: being written
+// The interpreter: threaded dispatch (computed goto) over the decoded IR.
+// Three instantiations: fast (verified code), checked (unverified code:
+// every access bounded, instruction budget) and traced (checked + a hook
+// before each instruction).
+#include <bit>
+#include <cstring>
+#include <sstream>
+
+#include "ember/asm.hpp"
 #include "ember/vm.hpp"
+
+namespace ember {
+
+bool MemoryGuard::allows(uint64_t addr, uint64_t size, bool write) const {
+  if (addr >= stack_lo_ && addr <= stack_hi_ && size <= stack_hi_ - addr) return true;
+  for (const MemRegion& r : regions_) {
+    if (addr >= r.start && addr - r.start <= r.size && size <= r.size - (addr - r.start))
+      if (!write || r.writable) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::string hex(uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+Error fault_at(const Program& prog, size_t pc, const std::string& what) {
+  return fail("instruction ", pc, " (", disassemble_insn(prog.insts[pc], pc), "): ", what);
+}
+
+// ld_imm64 sources that only the object loader can resolve.
+bool needs_loader(Pseudo p) { return p != Pseudo::None && p != Pseudo::Func; }
+
+}  // namespace
+
+Result<Interpreter> Interpreter::create(const Program& prog, const HelperTable& helpers) {
+  std::vector<HelperFn> fns(prog.insts.size(), nullptr);
+  for (size_t i = 0; i < prog.insts.size(); ++i) {
+    const Inst& in = prog.insts[i];
+    if (in.second_half) continue;
+    if (in.op == Op::CALL) {
+      const HelperDef* def = helpers.find(static_cast<int64_t>(in.imm));
+      if (!def) return fault_at(prog, i, "unknown helper function id " + std::to_string(in.imm));
+      fns[i] = def->fn;
+    } else if (in.op == Op::CALL_KFUNC) {
+      return fault_at(prog, i, "kernel function (kfunc) calls are not supported in user space");
+    } else if (in.op == Op::LDDW && needs_loader(in.pseudo())) {
+      return fault_at(prog, i,
+                      "ld_imm64 with pseudo source " + std::to_string(in.src) +
+                          " refers to a map: load the program from an object file so the loader can resolve it");
+    }
+  }
+  Interpreter interp(prog, std::move(fns));
+  for (const HelperDef* def : helpers.all()) {
+    if (interp.helper_by_id_.size() <= static_cast<size_t>(def->id)) interp.helper_by_id_.resize(def->id + 1);
+    interp.helper_by_id_[def->id] = def->fn;
+  }
+  return interp;
+}
+
+Result<uint64_t> Interpreter::run(const RunInput& in, const RunOptions& opts) const {
+  if (opts.trace) return exec<true, true>(in, opts);
+  if (opts.checked) return exec<true, false>(in, opts);
+  return exec<false, false>(in, opts);
+}
+
+template <class T>
+static inline T load(uint64_t addr) {
+  T v;
+  std::memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));
+  return v;
+}
+
+template <class T>
+static inline void store(uint64_t addr, T v) {
+  std::memcpy(reinterpret_cast<void*>(addr), &v, sizeof(T));
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-label"  // fault labels are unused in fast mode
+template <bool Checked, bool Traced>
+Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) const {
+  struct Frame {
+    const Inst* ret;
+    uint64_t saved[4];  // r6..r9
+    uint64_t fp;
+  };
+  alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
+  if constexpr (Checked) std::memset(stack, 0, sizeof stack);  // unverified code may read it
+  const uint64_t stack_top = reinterpret_cast<uint64_t>(stack) + sizeof stack;
+  Frame frames[kMaxCallFrames];
+  int depth = 0;
+  uint64_t reg[kNumRegs] = {};
+  reg[1] = reinterpret_cast<uint64_t>(in.ctx);
+  reg[2] = in.ctx_size;
+  reg[10] = stack_top;
+
+  MemoryGuard guard;
+  if constexpr (Checked) {
+    if (in.ctx && in.ctx_size) guard.grant(in.ctx, in.ctx_size, in.ctx_writable);
+    guard.set_stack(stack_top - kStackSize, stack_top);
+  }
+  HelperCall call;
+  call.guard = Checked ? &guard : nullptr;
+  call.env = opts.helper_env;
+  call.trace_out = opts.trace_out;
+  if (opts.random_seed) call.prandom_state = opts.random_seed;
+  else call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
+
+  const Inst* const base = prog_->insts.data();
+  const size_t n = prog_->insts.size();
+  const Inst* ip = base;
+  const Inst* callee = nullptr;
+  uint64_t budget = opts.insn_budget;
+  uint64_t fault_addr = 0, fault_size = 0;
+  bool fault_write = false;
+
+  static const void* const labels[] = {
+#define EMBER_X(name, ...) &&op_##name,
+      EMBER_OPCODES(EMBER_X)
+#undef EMBER_X
+  };
+
+#define DISPATCH()                                                           \
+  do {                                                                       \
+    if constexpr (Checked) {                                                 \
+      if (budget-- == 0) goto out_of_budget;                                 \
+    }                                                                        \
+    if constexpr (Traced) opts.trace(TraceStep{size_t(ip - base), reg, depth}); \
+    goto* labels[static_cast<uint8_t>(ip->op)];                              \
+  } while (0)
+#define NEXT() \
+  do {         \
+    ++ip;      \
+    DISPATCH(); \
+  } while (0)
+#define DST reg[ip->dst]
+#define SRC reg[ip->src]
+#define IMM ip->imm64
+#define U32(x) static_cast<uint32_t>(x)
+#define S32(x) static_cast<int32_t>(x)
+#define S64(x) static_cast<int64_t>(x)
+
+// Binary ALU operations in both widths and both source kinds.
+#define ALU_BOTH(NAME, OP)                            \
+  op_##NAME##64_IMM : DST = DST OP IMM;               \
+  NEXT();                                             \
+  op_##NAME##64_REG : DST = DST OP SRC;               \
+  NEXT();                                             \
+  op_##NAME##32_IMM : DST = U32(U32(DST) OP U32(IMM)); \
+  NEXT();                                             \
+  op_##NAME##32_REG : DST = U32(U32(DST) OP U32(SRC)); \
+  NEXT();
+
+#define SHIFT_BOTH(NAME, EXPR64, EXPR32)        \
+  op_##NAME##64_IMM : {                         \
+    uint64_t s = IMM & 63;                      \
+    DST = EXPR64;                               \
+    NEXT();                                     \
+  }                                             \
+  op_##NAME##64_REG : {                         \
+    uint64_t s = SRC & 63;                      \
+    DST = EXPR64;                               \
+    NEXT();                                     \
+  }                                             \
+  op_##NAME##32_IMM : {                         \
+    uint32_t s = U32(IMM) & 31;                 \
+    DST = U32(EXPR32);                          \
+    NEXT();                                     \
+  }                                             \
+  op_##NAME##32_REG : {                         \
+    uint32_t s = U32(SRC) & 31;                 \
+    DST = U32(EXPR32);                          \
+    NEXT();                                     \
+  }
+
+// Division follows the ISA, not the CPU: x/0 = 0, x%0 = x, and the signed
+// INT_MIN/-1 case wraps (kernel: the verifier patches these the same way).
+#define DIV_BOTH(NAME, SRCV)                                                              \
+  op_DIV64_##NAME : {                                                                     \
+    uint64_t s = SRCV;                                                                    \
+    DST = s ? DST / s : 0;                                                                \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_MOD64_##NAME : {                                                                     \
+    uint64_t s = SRCV;                                                                    \
+    DST = s ? DST % s : DST;                                                              \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_SDIV64_##NAME : {                                                                    \
+    int64_t s = S64(SRCV), d = S64(DST);                                                  \
+    DST = s == 0 ? 0 : s == -1 ? 0 - DST : static_cast<uint64_t>(d / s);                  \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_SMOD64_##NAME : {                                                                    \
+    int64_t s = S64(SRCV), d = S64(DST);                                                  \
+    DST = s == 0 ? DST : s == -1 ? 0 : static_cast<uint64_t>(d % s);                      \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_DIV32_##NAME : {                                                                     \
+    uint32_t s = U32(SRCV);                                                               \
+    DST = s ? U32(DST) / s : 0;                                                           \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_MOD32_##NAME : {                                                                     \
+    uint32_t s = U32(SRCV);                                                               \
+    DST = s ? U32(DST) % s : U32(DST);                                                    \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_SDIV32_##NAME : {                                                                    \
+    int32_t s = S32(SRCV), d = S32(DST);                                                  \
+    DST = s == 0 ? 0 : s == -1 ? U32(0u - U32(DST)) : U32(d / s);                         \
+    NEXT();                                                                               \
+  }                                                                                       \
+  op_SMOD32_##NAME : {                                                                    \
+    int32_t s = S32(SRCV), d = S32(DST);                                                  \
+    DST = s == 0 ? U32(DST) : s == -1 ? 0 : U32(d % s);                                   \
+    NEXT();                                                                               \
+  }
+
+#define JUMP_IF(COND)     \
+  do {                    \
+    if (COND)             \
+      ip = base + ip->target; \
+    else                  \
+      ++ip;               \
+    DISPATCH();           \
+  } while (0)
+
+#define JMP_ALL(NAME, CMP64, CMP32)                            \
+  op_##NAME##_IMM : JUMP_IF(CMP64(DST, IMM));                  \
+  op_##NAME##_REG : JUMP_IF(CMP64(DST, SRC));                  \
+  op_##NAME##32_IMM : JUMP_IF(CMP32(U32(DST), U32(IMM)));      \
+  op_##NAME##32_REG : JUMP_IF(CMP32(U32(DST), U32(SRC)));
+
+#define UCMP(OP) [](uint64_t a, uint64_t b) { return a OP b; }
+#define SCMP64(OP) [](uint64_t a, uint64_t b) { return S64(a) OP S64(b); }
+#define SCMP32(OP) [](uint32_t a, uint32_t b) { return S32(a) OP S32(b); }
+
+#define CHECK_ACCESS(ADDR, SIZE, WRITE)                                       \
+  do {                                                                        \
+    if constexpr (Checked) {                                                  \
+      if (!guard.allows(ADDR, SIZE, WRITE)) {                                 \
+        fault_addr = ADDR, fault_size = SIZE, fault_write = WRITE;            \
+        goto mem_fault;                                                       \
+      }                                                                       \
+    }                                                                         \
+  } while (0)
+
+#define LDX(NAME, T, EXT)                                         \
+  op_##NAME : {                                                   \
+    uint64_t a = SRC + static_cast<int64_t>(ip->off);             \
+    CHECK_ACCESS(a, sizeof(T), false);                            \
+    DST = static_cast<uint64_t>(static_cast<EXT>(load<T>(a)));    \
+    NEXT();                                                       \
+  }
+#define STORE(NAME, T, VALUE)                                     \
+  op_##NAME : {                                                   \
+    uint64_t a = DST + static_cast<int64_t>(ip->off);             \
+    CHECK_ACCESS(a, sizeof(T), true);                             \
+    store<T>(a, static_cast<T>(VALUE));                           \
+    NEXT();                                                       \
+  }
+
+// Atomics need natural alignment, as the kernel's verifier demands.
+#define ATOMIC_ADDR(T)                                                        \
+  uint64_t a = DST + static_cast<int64_t>(ip->off);                           \
+  CHECK_ACCESS(a, sizeof(T), true);                                           \
+  if constexpr (Checked) {                                                    \
+    if (a % sizeof(T)) {                                                      \
+      fault_addr = a, fault_size = sizeof(T), fault_write = true;             \
+      goto misaligned;                                                        \
+    }                                                                         \
+  }                                                                           \
+  T* p = reinterpret_cast<T*>(a);
+
+#define ATOMIC_RMW(W, NAME, T, BUILTIN)                                           \
+  op_ATOMIC##W##_##NAME : {                                                    \
+    ATOMIC_ADDR(T);                                                            \
+    BUILTIN(p, static_cast<T>(SRC), __ATOMIC_SEQ_CST);                         \
+    NEXT();                                                                    \
+  }                                                                            \
+  op_ATOMIC##W##_FETCH_##NAME : {                                                        \
+    ATOMIC_ADDR(T);                                                            \
+    SRC = static_cast<uint64_t>(BUILTIN(p, static_cast<T>(SRC), __ATOMIC_SEQ_CST)); \
+    NEXT();                                                                    \
+  }
+
+  DISPATCH();
+
+  ALU_BOTH(ADD, +)
+  ALU_BOTH(SUB, -)
+  ALU_BOTH(MUL, *)
+  ALU_BOTH(OR, |)
+  ALU_BOTH(AND, &)
+  ALU_BOTH(XOR, ^)
+  SHIFT_BOTH(LSH, DST << s, U32(DST) << s)
+  SHIFT_BOTH(RSH, DST >> s, U32(DST) >> s)
+  SHIFT_BOTH(ARSH, static_cast<uint64_t>(S64(DST) >> s), static_cast<uint32_t>(S32(DST) >> s))
+  DIV_BOTH(IMM, IMM)
+  DIV_BOTH(REG, SRC)
+
+op_MOV64_IMM:
+  DST = IMM;
+  NEXT();
+op_MOV64_REG:
+  DST = SRC;
+  NEXT();
+op_MOV32_IMM:
+  DST = U32(IMM);
+  NEXT();
+op_MOV32_REG:
+  DST = U32(SRC);
+  NEXT();
+op_MOVSX64_8:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(SRC)));
+  NEXT();
+op_MOVSX64_16:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(SRC)));
+  NEXT();
+op_MOVSX64_32:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(SRC)));
+  NEXT();
+op_MOVSX32_8:
+  DST = U32(static_cast<int32_t>(static_cast<int8_t>(SRC)));
+  NEXT();
+op_MOVSX32_16:
+  DST = U32(static_cast<int32_t>(static_cast<int16_t>(SRC)));
+  NEXT();
+op_NEG64:
+  DST = 0 - DST;
+  NEXT();
+op_NEG32:
+  DST = U32(0u - U32(DST));
+  NEXT();
+  // The host is little-endian (x86-64): "le" truncates, "be" swaps.
+op_LE16:
+  DST = static_cast<uint16_t>(DST);
+  NEXT();
+op_LE32:
+  DST = U32(DST);
+  NEXT();
+op_LE64:
+  NEXT();
+op_BE16:
+op_BSWAP16:
+  DST = __builtin_bswap16(static_cast<uint16_t>(DST));
+  NEXT();
+op_BE32:
+op_BSWAP32:
+  DST = __builtin_bswap32(U32(DST));
+  NEXT();
+op_BE64:
+op_BSWAP64:
+  DST = __builtin_bswap64(DST);
+  NEXT();
+
+op_JA:
+op_JA32:
+  ip = base + ip->target;
+  DISPATCH();
+  JMP_ALL(JEQ, UCMP(==), UCMP(==))
+  JMP_ALL(JNE, UCMP(!=), UCMP(!=))
+  JMP_ALL(JGT, UCMP(>), UCMP(>))
+  JMP_ALL(JGE, UCMP(>=), UCMP(>=))
+  JMP_ALL(JLT, UCMP(<), UCMP(<))
+  JMP_ALL(JLE, UCMP(<=), UCMP(<=))
+  JMP_ALL(JSGT, SCMP64(>), SCMP32(>))
+  JMP_ALL(JSGE, SCMP64(>=), SCMP32(>=))
+  JMP_ALL(JSLT, SCMP64(<), SCMP32(<))
+  JMP_ALL(JSLE, SCMP64(<=), SCMP32(<=))
+op_JSET_IMM:
+  JUMP_IF((DST & IMM) != 0);
+op_JSET_REG:
+  JUMP_IF((DST & SRC) != 0);
+op_JSET32_IMM:
+  JUMP_IF((U32(DST) & U32(IMM)) != 0);
+op_JSET32_REG:
+  JUMP_IF((U32(DST) & U32(SRC)) != 0);
+
+  LDX(LDX_B, uint8_t, uint8_t)
+  LDX(LDX_H, uint16_t, uint16_t)
+  LDX(LDX_W, uint32_t, uint32_t)
+  LDX(LDX_DW, uint64_t, uint64_t)
+  LDX(LDXS_B, uint8_t, int8_t)
+  LDX(LDXS_H, uint16_t, int16_t)
+  LDX(LDXS_W, uint32_t, int32_t)
+  STORE(ST_B, uint8_t, IMM)
+  STORE(ST_H, uint16_t, IMM)
+  STORE(ST_W, uint32_t, IMM)
+  STORE(ST_DW, uint64_t, IMM)
+  STORE(STX_B, uint8_t, SRC)
+  STORE(STX_H, uint16_t, SRC)
+  STORE(STX_W, uint32_t, SRC)
+  STORE(STX_DW, uint64_t, SRC)
+
+  ATOMIC_RMW(64, ADD, uint64_t, __atomic_fetch_add)
+  ATOMIC_RMW(64, OR, uint64_t, __atomic_fetch_or)
+  ATOMIC_RMW(64, AND, uint64_t, __atomic_fetch_and)
+  ATOMIC_RMW(64, XOR, uint64_t, __atomic_fetch_xor)
+  ATOMIC_RMW(32, ADD, uint32_t, __atomic_fetch_add)
+  ATOMIC_RMW(32, OR, uint32_t, __atomic_fetch_or)
+  ATOMIC_RMW(32, AND, uint32_t, __atomic_fetch_and)
+  ATOMIC_RMW(32, XOR, uint32_t, __atomic_fetch_xor)
+op_ATOMIC64_XCHG : {
+  ATOMIC_ADDR(uint64_t);
+  SRC = __atomic_exchange_n(p, SRC, __ATOMIC_SEQ_CST);
+  NEXT();
+}
+op_ATOMIC32_XCHG : {
+  ATOMIC_ADDR(uint32_t);
+  SRC = __atomic_exchange_n(p, U32(SRC), __ATOMIC_SEQ_CST);
+  NEXT();
+}
+op_ATOMIC64_CMPXCHG : {
+  ATOMIC_ADDR(uint64_t);
+  uint64_t expected = reg[0];
+  __atomic_compare_exchange_n(p, &expected, SRC, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  reg[0] = expected;  // the old value, whether or not it was replaced
+  NEXT();
+}
+op_ATOMIC32_CMPXCHG : {
+  ATOMIC_ADDR(uint32_t);
+  uint32_t expected = U32(reg[0]);
+  __atomic_compare_exchange_n(p, &expected, U32(SRC), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  reg[0] = expected;
+  NEXT();
+}
+
+op_LDDW:
+  DST = ip->pseudo() == Pseudo::Func ? (kFuncAddrTag | ip->target) : IMM;
+  ip += 2;
+  DISPATCH();
+
+  // Legacy packet loads (socket filters): network byte order; an
+  // out-of-bounds offset ends the program with r0 = 0, as in the kernel.
+#define LD_PACKET(NAME, T, SWAP, INDIRECT)                                              \
+  op_##NAME : {                                                                         \
+    int64_t o = static_cast<int64_t>(ip->imm) + (INDIRECT ? S64(S32(SRC)) : 0);         \
+    if (o < 0 || static_cast<uint64_t>(o) + sizeof(T) > in.packet.size()) return uint64_t{0}; \
+    T v;                                                                                \
+    std::memcpy(&v, in.packet.data() + o, sizeof(T));                                   \
+    reg[0] = SWAP(v);                                                                   \
+    NEXT();                                                                             \
+  }
+#define NOSWAP(v) (v)
+  LD_PACKET(LDABS_B, uint8_t, NOSWAP, false)
+  LD_PACKET(LDABS_H, uint16_t, __builtin_bswap16, false)
+  LD_PACKET(LDABS_W, uint32_t, __builtin_bswap32, false)
+  LD_PACKET(LDIND_B, uint8_t, NOSWAP, true)
+  LD_PACKET(LDIND_H, uint16_t, __builtin_bswap16, true)
+  LD_PACKET(LDIND_W, uint32_t, __builtin_bswap32, true)
+
+op_CALL:
+  reg[0] = helper_fns_[ip - base](call, reg[1], reg[2], reg[3], reg[4], reg[5]);
+  if constexpr (Checked) {
+    if (!call.fault.empty()) return fault_at(*prog_, ip - base, "helper fault: " + call.fault);
+  }
+  NEXT();
+op_CALL_KFUNC:
+  return fault_at(*prog_, ip - base, "kfunc call");  // rejected by create()
+op_CALLX : {
+  uint64_t v = DST;
+  if ((v & kFuncAddrMask) == kFuncAddrTag) {
+    uint64_t t = v & ~kFuncAddrMask;
+    if (t >= n || base[t].second_half)
+      return fault_at(*prog_, ip - base, "callx to " + hex(v) + ", not an instruction of this program");
+    callee = base + t;
+    goto enter_call;
+  }
+  HelperFn fn = v < helper_by_id_.size() ? helper_by_id_[v] : nullptr;
+  if (!fn) return fault_at(*prog_, ip - base, "callx to " + hex(v) + ": neither a helper id nor a function");
+  reg[0] = fn(call, reg[1], reg[2], reg[3], reg[4], reg[5]);
+  if constexpr (Checked) {
+    if (!call.fault.empty()) return fault_at(*prog_, ip - base, "helper fault: " + call.fault);
+  }
+  NEXT();
+}
+op_CALL_LOCAL:
+  callee = base + ip->target;
+enter_call:
+  // Each frame gets its own 512-byte stack below the caller's; r6-r9 are
+  // callee-saved, as the kernel's interpreter and JITs arrange.
+  if (depth + 1 >= kMaxCallFrames) goto too_deep;
+  frames[depth] = {ip + 1, {reg[6], reg[7], reg[8], reg[9]}, reg[10]};
+  ++depth;
+  reg[10] -= kStackSize;
+  if constexpr (Checked) guard.set_stack(reg[10] - kStackSize, stack_top);
+  ip = callee;
+  DISPATCH();
+op_EXIT:
+  if (depth == 0) return reg[0];
+  --depth;
+  reg[6] = frames[depth].saved[0];
+  reg[7] = frames[depth].saved[1];
+  reg[8] = frames[depth].saved[2];
+  reg[9] = frames[depth].saved[3];
+  reg[10] = frames[depth].fp;
+  if constexpr (Checked) guard.set_stack(reg[10] - kStackSize, stack_top);
+  ip = frames[depth].ret;
+  DISPATCH();
+
+too_deep:
+  return fault_at(*prog_, ip - base,
+                  "call depth exceeds " + std::to_string(kMaxCallFrames) + " frames (the kernel's limit)");
+out_of_budget:
+  return fault_at(*prog_, ip - base,
+                  "instruction budget of " + std::to_string(opts.insn_budget) +
+                      " exhausted (runaway loop?); raise it with the budget option");
+mem_fault:
+  return fault_at(*prog_, ip - base,
+                  std::string(fault_write ? "write" : "read") + " of " + std::to_string(fault_size) +
+                      " bytes at " + hex(fault_addr) +
+                      " is outside the memory the program may access (its context, its stack frames, "
+                      "memory granted by helpers)");
+misaligned:
+  return fault_at(*prog_, ip - base,
+                  "atomic access of " + std::to_string(fault_size) + " bytes at " + hex(fault_addr) +
+                      " is not naturally aligned");
+#undef DISPATCH
+#undef NEXT
+}
+#pragma GCC diagnostic pop
+
+template Result<uint64_t> Interpreter::exec<false, false>(const RunInput&, const RunOptions&) const;
+template Result<uint64_t> Interpreter::exec<true, false>(const RunInput&, const RunOptions&) const;
+template Result<uint64_t> Interpreter::exec<true, true>(const RunInput&, const RunOptions&) const;
+
+}  // namespace ember

@@ -1,0 +1,125 @@
+// The kernel helpers that need no maps or attach point: time, randomness,
+// the current task, trace_printk. Ids and semantics follow
+// include/uapi/linux/bpf.h (the "FN(...)" list) and kernel/bpf/helpers.c.
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ember/helpers.hpp"
+#include "ember/vm.hpp"
+#include "helpers/trace_printk.hpp"
+
+namespace ember {
+
+bool HelperCall::check(uint64_t addr, uint64_t size, bool write, const char* what) {
+  if (!guard || guard->allows(addr, size, write)) return true;
+  if (fault.empty())
+    fault = std::string(what) + ": " + std::to_string(size) + " bytes at " + std::to_string(addr) +
+            " are not " + (write ? "writable" : "readable") + " by the program";
+  return false;
+}
+
+namespace {
+
+constexpr ArgType A = ArgType::Anything;
+constexpr ArgType N = ArgType::None;
+
+uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t ktime_get_ns(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t ktime_get_boot_ns(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return clock_ns(CLOCK_BOOTTIME);
+}
+
+uint64_t ktime_get_coarse_ns(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+// xorshift64*: the kernel uses a per-CPU prandom state; ours is per run.
+uint64_t get_prandom_u32(HelperCall& c, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  uint64_t x = c.prandom_state;
+  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+  c.prandom_state = x;
+  return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+uint64_t get_smp_processor_id(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  int cpu = sched_getcpu();
+  return cpu < 0 ? 0 : static_cast<uint64_t>(cpu);
+}
+
+uint64_t get_current_pid_tgid(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return (static_cast<uint64_t>(getpid()) << 32) | static_cast<uint32_t>(syscall(SYS_gettid));
+}
+
+uint64_t get_current_uid_gid(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return (static_cast<uint64_t>(getgid()) << 32) | getuid();
+}
+
+// bpf_get_current_comm(buf, size): NUL-terminated task name, zero-padded.
+uint64_t get_current_comm(HelperCall& c, uint64_t buf, uint64_t size, uint64_t, uint64_t, uint64_t) {
+  if (size == 0) return static_cast<uint64_t>(-EINVAL);
+  if (!c.check(buf, size, true, "bpf_get_current_comm buffer")) return static_cast<uint64_t>(-EFAULT);
+  char name[17] = {};
+  prctl(PR_GET_NAME, name);
+  char* out = reinterpret_cast<char*>(buf);
+  std::memset(out, 0, size);
+  std::strncpy(out, name, size - 1);
+  return 0;
+}
+
+uint64_t trace_printk(HelperCall& c, uint64_t fmt, uint64_t size, uint64_t a1, uint64_t a2, uint64_t a3) {
+  if (!c.check(fmt, size, false, "bpf_trace_printk format")) return static_cast<uint64_t>(-EFAULT);
+  auto text = format_trace_printk(c, reinterpret_cast<const char*>(fmt), size, {a1, a2, a3});
+  if (!text) return static_cast<uint64_t>(-EINVAL);
+  std::fputs(text->c_str(), c.trace_out);
+  return text->size();
+}
+
+constexpr HelperDef kLinuxHelpers[] = {
+    {5, "bpf_ktime_get_ns", {RetType::Integer, {N, N, N, N, N}}, ktime_get_ns},
+    {6, "bpf_trace_printk",
+     {RetType::Integer, {ArgType::PtrToMem, ArgType::ConstSize, A, A, A}},
+     trace_printk},
+    {7, "bpf_get_prandom_u32", {RetType::Integer, {N, N, N, N, N}}, get_prandom_u32},
+    {8, "bpf_get_smp_processor_id", {RetType::Integer, {N, N, N, N, N}}, get_smp_processor_id},
+    {14, "bpf_get_current_pid_tgid", {RetType::Integer, {N, N, N, N, N}}, get_current_pid_tgid},
+    {15, "bpf_get_current_uid_gid", {RetType::Integer, {N, N, N, N, N}}, get_current_uid_gid},
+    {16, "bpf_get_current_comm",
+     {RetType::Integer, {ArgType::PtrToUninitMem, ArgType::ConstSize, N, N, N}},
+     get_current_comm},
+    {125, "bpf_ktime_get_boot_ns", {RetType::Integer, {N, N, N, N, N}}, ktime_get_boot_ns},
+    {160, "bpf_ktime_get_coarse_ns", {RetType::Integer, {N, N, N, N, N}}, ktime_get_coarse_ns},
+};
+
+// uBPF's "unwind" test helper as the bpf_conformance suite uses it (id 5):
+// returns its argument.
+uint64_t conformance_unwind(HelperCall&, uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t) { return r1; }
+constexpr HelperDef kConformanceUnwind = {5, "conformance_unwind", {RetType::Integer, {A, N, N, N, N}},
+                                          conformance_unwind};
+
+}  // namespace
+
+std::span<const HelperDef> linux_helpers() { return kLinuxHelpers; }
+
+HelperTable default_helper_table() { return HelperTable(linux_helpers()); }
+
+HelperTable conformance_helper_table() {
+  HelperTable t(linux_helpers());
+  t.add(kConformanceUnwind);
+  return t;
+}
+
+}  // namespace ember
