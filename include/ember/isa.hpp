@@ -299,6 +299,11 @@ struct Program {
 Result<Program> decode(std::span<const RawInsn> raw);
 Result<Program> decode_bytes(std::span<const uint8_t> bytes);
 
+// Decodes the slot at `index` alone, with every check that does not need the
+// rest of the program (no jump targets, no end-of-program check): for
+// listings of code that relocations have yet to complete.
+Result<Inst> decode_insn(std::span<const RawInsn> raw, size_t index);
+
 // Encodes one typed instruction back to its slot(s) (two for ld_imm64).
 void encode(const Inst& inst, std::vector<RawInsn>& out);
 

@@ -1,1 +1,347 @@
+#include "cli/commands.hpp"
 
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/args.hpp"
+#include "cli/io.hpp"
+#include "ember/asm.hpp"
+#include "ember/elf.hpp"
+#include "ember/helpers.hpp"
+#include "ember/vm.hpp"
+
+namespace ember::cli {
+namespace {
+
+int error(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "ember: %s\n", msg.c_str());
+  return code;
+}
+
+const Command& command(const std::string& name) {
+  for (const Command& c : commands())
+    if (name == c.name) return c;
+  std::abort();  // only called with names from the table
+}
+
+// Parses flags; on --help prints the usage and returns 0 through `exit`.
+std::optional<Args> parse(const std::string& cmd, const std::vector<std::string>& argv,
+                          std::vector<FlagSpec> specs, int& exit_code) {
+  specs.push_back({"--help", false});
+  specs.push_back({"-h", false});
+  auto a = parse_args(argv, specs);
+  if (!a) {
+    exit_code = error(cmd + ": " + a.error().message + "\n" + command(cmd).usage, 2);
+    return std::nullopt;
+  }
+  if (a->has("--help") || a->has("-h")) {
+    std::fputs(command(cmd).usage, stdout);
+    exit_code = 0;
+    return std::nullopt;
+  }
+  return std::move(*a);
+}
+
+Result<Format> format_flag(const Args& a) { return parse_format(a.get("--format").value_or("auto")); }
+
+Result<uint64_t> parse_number(const std::string& s, const std::string& what) {
+  uint64_t v = 0;
+  int base = s.starts_with("0x") ? 16 : 10;
+  const char* b = s.data() + (base == 16 ? 2 : 0);
+  auto [p, ec] = std::from_chars(b, s.data() + s.size(), v, base);
+  if (ec != std::errc() || p != s.data() + s.size() || b == s.data() + s.size())
+    return fail(what, ": '", s, "' is not a number");
+  return v;
+}
+
+Result<LoadedCode> load_single(const Args& a, const std::string& cmd) {
+  if (a.positional.size() != 1) return fail(cmd, ": expected one FILE, got ", a.positional.size());
+  auto fmt = format_flag(a);
+  if (!fmt) return fmt.error();
+  return load_code(a.positional[0], *fmt, a.get("--section").value_or(""));
+}
+
+}  // namespace
+
+int cmd_asm(const std::vector<std::string>& argv) {
+  int rc = 0;
+  auto a = parse("asm", argv, {{"-o", true}, {"--hex", false}}, rc);
+  if (!a) return rc;
+  if (a->positional.size() != 1) return error("asm: expected one FILE\n" + std::string(command("asm").usage), 2);
+  auto text = read_file(a->positional[0]);
+  if (!text) return error(text.error().message);
+  auto insns = assemble(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
+  if (!insns) return error(a->positional[0] + ": " + insns.error().message);
+  auto prog = decode(*insns);  // structural checks: the output must load
+  if (!prog) return error(a->positional[0] + ": " + prog.error().message);
+  std::vector<uint8_t> bytes = insns_to_bytes(*insns);
+  if (a->has("--hex")) {
+    std::string hex = to_hex(bytes) + "\n";
+    if (auto out = a->get("-o")) {
+      auto st = write_file(*out, std::vector<uint8_t>(hex.begin(), hex.end()));
+      return st ? 0 : error(st.error().message);
+    }
+    std::fputs(hex.c_str(), stdout);
+    return 0;
+  }
+  auto out = a->get("-o");
+  if (!out) {
+    if (isatty(STDOUT_FILENO)) return error("asm: refusing to write bytecode to a terminal: use -o FILE or --hex", 2);
+    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+    return 0;
+  }
+  auto st = write_file(*out, bytes);
+  if (!st) return error(st.error().message);
+  std::fprintf(stderr, "%s: %zu instructions, %zu bytes\n", out->c_str(), insns->size(), bytes.size());
+  return 0;
+}
+
+namespace {
+
+// Lists one code section; slots that do not decode alone are shown raw.
+void print_section_listing(const ElfFile& elf, const ElfSection& sec, bool bytes) {
+  std::printf("\nDisassembly of section %s:\n", sec.name.c_str());
+  auto insns = bytes_to_insns(sec.data);
+  if (!insns) {
+    std::printf("  <%s>\n", insns.error().message.c_str());
+    return;
+  }
+  auto funcs = elf.functions_in(sec.index);
+  for (size_t i = 0; i < insns->size(); ++i) {
+    for (const ElfSymbol* f : funcs)
+      if (f->value == i * 8) std::printf("\n%016" PRIx64 " <%s>:\n", f->value, f->name.c_str());
+    auto inst = decode_insn(*insns, i);
+    std::string text = inst ? disassemble_insn(*inst, i) : "<" + inst.error().message + ">";
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&(*insns)[i]);
+    std::printf("%6zu:\t", i);
+    if (bytes)
+      std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\t", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
+    std::printf("%s\n", text.c_str());
+    if (inst && inst->op == Op::LDDW && i + 1 < insns->size()) {
+      const uint8_t* h = reinterpret_cast<const uint8_t*>(&(*insns)[++i]);
+      std::printf("%6zu:\t", i);
+      if (bytes)
+        std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\n", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+      else
+        std::printf("\n");
+    }
+  }
+}
+
+int disasm_elf(const Args& a, const std::vector<uint8_t>& bytes) {
+  const std::string& path = a.positional[0];
+  auto elf = ElfFile::parse(bytes, path);
+  if (!elf) return error(elf.error().message);
+  std::string want = a.get("--section").value_or("");
+  bool found = false;
+  std::printf("%s:\tfile format elf64-bpf\n", path.c_str());
+  for (const ElfSection* s : elf->code_sections()) {
+    if (!want.empty() && s->name != want) continue;
+    found = true;
+    print_section_listing(*elf, *s, !a.has("--no-bytes"));
+  }
+  if (!want.empty() && !found) return error(path + ": no code section '" + want + "'");
+  return 0;
+}
+
+}  // namespace
+
+int cmd_disasm(const std::vector<std::string>& argv) {
+  int rc = 0;
+  auto a = parse("disasm", argv, {{"--format", true}, {"--section", true}, {"--no-bytes", false}}, rc);
+  if (!a) return rc;
+  if (a->positional.size() != 1) return error("disasm: expected one FILE\n" + std::string(command("disasm").usage), 2);
+  auto fmt = format_flag(*a);
+  if (!fmt) return error(fmt.error().message, 2);
+  auto bytes = read_file(a->positional[0]);
+  if (!bytes) return error(bytes.error().message);
+  Format f = *fmt == Format::Auto ? detect_format(*bytes) : *fmt;
+  if (f == Format::Elf) return disasm_elf(*a, *bytes);
+  auto code = load_code(a->positional[0], f, "");
+  if (!code) return error(code.error().message);
+  auto prog = decode(code->insns);
+  if (!prog) return error(code->origin + ": " + prog.error().message);
+  DisasmOptions opts;
+  opts.bytes = !a->has("--no-bytes");
+  std::fputs(disassemble(*prog, opts).c_str(), stdout);
+  return 0;
+}
+
+namespace {
+
+// --trace: each executed instruction, then the registers it changed.
+class TracePrinter {
+ public:
+  explicit TracePrinter(const Program& prog) : prog_(prog) {}
+  void step(const TraceStep& s) {
+    flush(s.regs);
+    pending_ = true;
+    pc_ = s.pc;
+    frame_ = s.frame;
+    std::copy(s.regs, s.regs + kNumRegs, before_.begin());
+  }
+  // Prints the pending instruction with what changed since it started.
+  void flush(const uint64_t* now) {
+    if (!pending_) return;
+    std::printf("%5zu:%*s %-40s", pc_, frame_ * 2, "", disassemble_insn(prog_.insts[pc_], pc_).c_str());
+    if (now)
+      for (int r = 0; r < kNumRegs; ++r)
+        if (now[r] != before_[r]) std::printf(" r%d=0x%" PRIx64, r, now[r]);
+    std::printf("\n");
+    pending_ = false;
+  }
+
+ private:
+  const Program& prog_;
+  bool pending_ = false;
+  size_t pc_ = 0;
+  int frame_ = 0;
+  std::array<uint64_t, kNumRegs> before_{};
+};
+
+Result<std::vector<uint8_t>> memory_flag(const Args& a) {
+  if (a.has("--mem") && a.has("--mem-file")) return fail("run: give --mem or --mem-file, not both");
+  if (auto hex = a.get("--mem")) return parse_hex(*hex, "--mem");
+  if (auto file = a.get("--mem-file")) return read_file(*file);
+  return std::vector<uint8_t>{};
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& argv) {
+  int rc = 0;
+  auto a = parse("run", argv,
+                 {{"--format", true}, {"--section", true}, {"--mem", true}, {"--mem-file", true},
+                  {"--trace", false}, {"--budget", true}, {"--seed", true}},
+                 rc);
+  if (!a) return rc;
+  auto code = load_single(*a, "run");
+  if (!code) return error(code.error().message);
+  auto mem = memory_flag(*a);
+  if (!mem) return error(mem.error().message);
+  auto prog = decode(code->insns);
+  if (!prog) return error(code->origin + ": " + prog.error().message);
+  HelperTable helpers = default_helper_table();
+  auto interp = Interpreter::create(*prog, helpers);
+  if (!interp) return error(code->origin + ": " + interp.error().message);
+  RunOptions opts;
+  opts.checked = true;  // nothing here has passed a verifier yet
+  if (auto b = a->get("--budget")) {
+    auto v = parse_number(*b, "--budget");
+    if (!v) return error(v.error().message, 2);
+    opts.insn_budget = *v;
+  }
+  if (auto s = a->get("--seed")) {
+    auto v = parse_number(*s, "--seed");
+    if (!v) return error(v.error().message, 2);
+    opts.random_seed = *v;
+  }
+  TracePrinter tracer(*prog);
+  if (a->has("--trace")) opts.trace = [&](const TraceStep& s) { tracer.step(s); };
+  auto r0 = interp->run(RunInput::memory(*mem), opts);
+  if (a->has("--trace")) tracer.flush(nullptr);  // the exit, or the instruction that faulted
+  std::fflush(stdout);
+  if (!r0) return error(code->origin + ": " + r0.error().message);
+  std::printf("0x%" PRIx64 "\n", *r0);
+  return 0;
+}
+
+int cmd_check(const std::vector<std::string>& argv) {
+  int rc = 0;
+  auto a = parse("check", argv, {{"--format", true}, {"--section", true}}, rc);
+  if (!a) return rc;
+  auto code = load_single(*a, "check");
+  if (!code) return error(code.error().message);
+  auto prog = decode(code->insns);
+  if (!prog) return error(code->origin + ": " + prog.error().message);
+  size_t funcs = 1, helper_calls = 0;
+  for (const Inst& in : prog->insts) {
+    if (in.second_half) continue;
+    if (in.op == Op::CALL) ++helper_calls;
+  }
+  std::vector<bool> entry(prog->insts.size());
+  for (const Inst& in : prog->insts)
+    if (in.op == Op::CALL_LOCAL || (in.op == Op::LDDW && !in.second_half && in.pseudo() == Pseudo::Func))
+      if (!entry[in.target]) entry[in.target] = true, ++funcs;
+  std::printf("%s: structurally valid: %zu instruction slots, %zu function%s, %zu helper call%s\n",
+              code->origin.c_str(), prog->insts.size(), funcs, funcs == 1 ? "" : "s", helper_calls,
+              helper_calls == 1 ? "" : "s");
+  return 0;
+}
+
+// bpf_conformance's plugin protocol: program bytes as one line of hex on
+// stdin, memory as hex in the first argument; prints r0 in hex.
+int cmd_conformance_plugin(const std::vector<std::string>& argv) {
+  int rc = 0;
+  auto a = parse("conformance-plugin", argv, {}, rc);
+  if (!a) return rc;
+  std::string line;
+  std::getline(std::cin, line);
+  auto bytes = parse_hex(line, "program on stdin");
+  if (!bytes) return error(bytes.error().message);
+  std::vector<uint8_t> mem;
+  if (!a->positional.empty()) {
+    auto m = parse_hex(a->positional[0], "memory argument");
+    if (!m) return error(m.error().message);
+    mem = std::move(*m);
+  }
+  auto prog = decode_bytes(*bytes);
+  if (!prog) return error(prog.error().message);
+  HelperTable helpers = conformance_helper_table();
+  auto interp = Interpreter::create(*prog, helpers);
+  if (!interp) return error(interp.error().message);
+  auto r0 = interp->run(RunInput::memory(mem), RunOptions{});
+  if (!r0) return error(r0.error().message);
+  std::printf("%" PRIx64 "\n", *r0);
+  return 0;
+}
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> kCommands = {
+      {"asm", "assemble text into raw bytecode",
+       "usage: ember asm FILE [-o OUT] [--hex]\n"
+       "  Assembles FILE (bpf_conformance syntax, e.g. 'mov %r0, 1', 'ldxw %r0, [%r1+4]',\n"
+       "  'jeq %r1, 0, label', 'lock fetch add [%r1], %r2'; llvm-objdump syntax is accepted too)\n"
+       "  into raw 8-byte instruction slots, checked structurally.\n"
+       "  -o OUT   write the bytecode to OUT (otherwise to stdout, unless it is a terminal)\n"
+       "  --hex    write one line of hex instead of binary\n",
+       cmd_asm},
+      {"disasm", "disassemble raw bytecode or the code sections of an ELF object",
+       "usage: ember disasm FILE [--format auto|raw|hex|asm|elf] [--section NAME] [--no-bytes]\n"
+       "  Prints instructions in llvm-objdump syntax ('r0 = *(u32 *)(r1 + 0x4)').\n"
+       "  FILE is raw bytecode, hex text, assembler text, or an ELF object built by\n"
+       "  clang -target bpf (every code section, or only --section NAME).\n",
+       cmd_disasm},
+      {"run", "run a program in the interpreter and print r0",
+       "usage: ember run FILE [--mem HEX | --mem-file F] [--trace] [--budget N] [--seed N]\n"
+       "                 [--format auto|raw|hex|asm|elf] [--section NAME]\n"
+       "  Runs FILE in the interpreter's checked mode (every memory access bounded,\n"
+       "  at most --budget instructions, default 100000000) with r1 = the memory and\n"
+       "  r2 = its length, and prints r0 in hex.\n"
+       "  --mem HEX       the memory as hex bytes ('00 01 02' or '000102')\n"
+       "  --mem-file F    the memory from a file\n"
+       "  --trace         print each executed instruction and the registers it changed\n"
+       "  --seed N        seed of bpf_get_prandom_u32 (default: from the clock)\n",
+       cmd_run},
+      {"check", "check a program structurally (decoding, jumps, registers)",
+       "usage: ember check FILE [--format auto|raw|hex|asm|elf] [--section NAME]\n"
+       "  Decodes FILE and reports the first invalid instruction (unknown opcode, bad\n"
+       "  register, reserved field, write to r10, jump out of range or into ld_imm64,\n"
+       "  falling off the end) with its index.\n",
+       cmd_check},
+      {"conformance-plugin", "run one program for the bpf_conformance test runner",
+       "usage: ember conformance-plugin [MEMORY_HEX] < PROGRAM_HEX\n"
+       "  Speaks the bpf_conformance plugin protocol: reads the program as one line of\n"
+       "  hex on stdin, takes the memory as hex in the first argument, prints r0 in hex.\n"
+       "  Helper 5 returns its first argument, as the suite's call tests expect.\n",
+       cmd_conformance_plugin},
+  };
+  return kCommands;
+}
+
+}  // namespace ember::cli

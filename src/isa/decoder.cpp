@@ -1,6 +1,7 @@
 // Bytecode -> typed IR, with the structural checks the kernel makes before
 // its verifier proper runs (check_subprogs, check_cfg and the reserved-field
 // checks of do_check): every rejection names the instruction index.
+#include <cassert>
 #include <cstring>
 #include <sstream>
 
@@ -137,6 +138,11 @@ Status resolve_target(std::vector<Inst>& insts, size_t i) {
 }
 
 }  // namespace
+
+Result<Inst> decode_insn(std::span<const RawInsn> raw, size_t index) {
+  assert(index < raw.size());
+  return decode_one(raw, index);
+}
 
 Result<Program> decode(std::span<const RawInsn> raw) {
   if (raw.empty()) return fail("empty program: no instructions");
