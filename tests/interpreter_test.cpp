@@ -65,12 +65,12 @@ TEST(Interpreter, CallDepthIsLimitedToEightFrames) {
   auto r = run({raw(0x85, 0, 1, 0, -1), exit_insn()});
   ASSERT_FALSE(r.r0);
   EXPECT_TRUE(contains(r.error(), "call depth exceeds 8 frames")) << r.error();
-  // Seven nested calls (eight frames) are fine.
+  // Seven nested calls (eight frames) are fine: each function is
+  // "call the next; exit".
   std::vector<RawInsn> chain;
-  for (int i = 0; i < 7; ++i) chain.push_back(raw(0x85, 0, 1, 0, 0));
+  for (int i = 0; i < 7; ++i) chain.push_back(raw(0x85, 0, 1, 0, 1)), chain.push_back(exit_insn());
   chain.push_back(mov64_imm(0, 42));
-  for (int i = 0; i < 8; ++i) chain.push_back(exit_insn());
-  // Each call targets the next instruction; each exit returns one level.
+  chain.push_back(exit_insn());
   auto ok = run(chain);
   ASSERT_TRUE(ok.r0) << ok.error();
   EXPECT_EQ(*ok.r0, 42u);

@@ -1,6 +1,7 @@
 #include "support/conformance_data.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
