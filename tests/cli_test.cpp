@@ -1,0 +1,136 @@
+// The ember command as a user meets it: exit codes and messages for good
+// and bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Output {
+  int status;
+  std::string text;  // stdout and stderr
+};
+
+Output ember(const std::string& args) {
+  std::string cmd = std::string(EMBER_BIN) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Output out{-1, ""};
+  if (!p) return out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out.text += buf;
+  int st = pclose(p);
+  out.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return out;
+}
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  std::string path = ::testing::TempDir() + name;
+  std::ofstream(path, std::ios::binary) << content;
+  return path;
+}
+
+bool has(const Output& o, const std::string& part) { return o.text.find(part) != std::string::npos; }
+
+TEST(Cli, HelpDescribesEveryCommand) {
+  auto o = ember("--help");
+  EXPECT_EQ(o.status, 0);
+  for (const char* c : {"asm", "disasm", "run", "check", "conformance-plugin"}) {
+    EXPECT_TRUE(has(o, c)) << c;
+    auto sub = ember(std::string(c) + " --help");
+    EXPECT_EQ(sub.status, 0) << c;
+    EXPECT_TRUE(has(sub, "usage: ember")) << sub.text;
+  }
+}
+
+TEST(Cli, UnknownCommandAndOptionAreUsageErrors) {
+  EXPECT_EQ(ember("frobnicate").status, 2);
+  auto o = ember("run --no-such-flag x");
+  EXPECT_EQ(o.status, 2);
+  EXPECT_TRUE(has(o, "unknown option '--no-such-flag'")) << o.text;
+}
+
+TEST(Cli, AssembleRunAndDisassemble) {
+  auto src = temp_file("prog.asm", "mov %r0, %r2\nadd %r0, 1\nexit\n");
+  auto bin = ::testing::TempDir() + "prog.bin";
+  auto a = ember("asm " + src + " -o " + bin);
+  ASSERT_EQ(a.status, 0) << a.text;
+  auto r = ember("run " + bin + " --mem '01 02 03'");
+  EXPECT_EQ(r.status, 0) << r.text;
+  EXPECT_EQ(r.text, "0x4\n");
+  auto d = ember("disasm " + bin);
+  EXPECT_EQ(d.status, 0) << d.text;
+  EXPECT_TRUE(has(d, "r0 = r2")) << d.text;
+  EXPECT_TRUE(has(d, "exit")) << d.text;
+  auto t = ember("run " + bin + " --trace");
+  EXPECT_TRUE(has(t, "r0 += 0x1")) << t.text;
+  EXPECT_TRUE(has(t, "r0=0x1")) << t.text;
+}
+
+TEST(Cli, MissingFile) {
+  auto o = ember("run /nonexistent/prog.bin");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "/nonexistent/prog.bin: cannot open")) << o.text;
+}
+
+TEST(Cli, LengthNotAMultipleOfEight) {
+  auto f = temp_file("short.bin", std::string("\xb7\x00\x00\x00\x01\x00\x00\x00\x95\x00", 10));
+  auto o = ember("run " + f + " --format raw");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "not a multiple of 8")) << o.text;
+}
+
+TEST(Cli, TruncatedProgramNamesTheInstruction) {
+  auto f = temp_file("trunc.bin", std::string("\xb7\x00\x00\x00\x01\x00\x00\x00\x18\x01\x00\x00\x01\x00\x00\x00", 16));
+  auto o = ember("check " + f + " --format raw");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "instruction 1: ld_imm64 is missing its second slot")) << o.text;
+}
+
+TEST(Cli, BadHex) {
+  auto o = ember("conformance-plugin 0g <<< 9500000000000000");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "'g' at position 1 is not a hex digit")) << o.text;
+  auto m = ember("run /dev/null --mem 'zz'");
+  EXPECT_NE(m.status, 0);
+}
+
+TEST(Cli, AssemblerErrorsNameTheLine) {
+  auto unknown = temp_file("unknown.asm", "mov %r0, 1\nfrob %r0\nexit\n");
+  auto o = ember("asm --hex " + unknown);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "line 2")) << o.text;
+  auto label = temp_file("label.asm", "ja nowhere\nexit\n");
+  o = ember("asm --hex " + label);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "nowhere")) << o.text;
+  auto imm = temp_file("imm.asm", "mov %r0, 0x1ffffffff\nexit\n");
+  o = ember("asm --hex " + imm);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "line 1")) << o.text;
+  auto off = temp_file("off.asm", "ldxw %r0, [%r1+40000]\nexit\n");
+  o = ember("asm --hex " + off);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "line 1")) << o.text;
+}
+
+TEST(Cli, CheckedModeFaultIsAnErrorNotACrash) {
+  auto f = temp_file("fault.asm", "ldxdw %r0, [%r1+0]\nexit\n");
+  auto o = ember("run " + f);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "instruction 0 (r0 = *(u64 *)(r1 + 0x0)): read of 8 bytes at 0x0")) << o.text;
+  auto loop = temp_file("loop.asm", "mov %r0, 0\nja -1\n");
+  o = ember("run " + loop + " --budget 10000");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_TRUE(has(o, "instruction budget of 10000 exhausted")) << o.text;
+}
+
+TEST(Cli, ConformancePluginProtocol) {
+  auto o = ember("conformance-plugin 0102030405 <<< 'bf200000000000009500000000000000'");  // r0 = r2
+  EXPECT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(o.text, "5\n");
+}
+
+}  // namespace
