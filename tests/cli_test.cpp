@@ -14,8 +14,9 @@ struct Output {
   std::string text;  // stdout and stderr
 };
 
-Output ember(const std::string& args) {
+Output ember(const std::string& args, const std::string& stdin_text = "") {
   std::string cmd = std::string(EMBER_BIN) + " " + args + " 2>&1";
+  if (!stdin_text.empty()) cmd = "echo '" + stdin_text + "' | " + cmd;
   FILE* p = popen(cmd.c_str(), "r");
   Output out{-1, ""};
   if (!p) return out;
@@ -90,7 +91,7 @@ TEST(Cli, TruncatedProgramNamesTheInstruction) {
 }
 
 TEST(Cli, BadHex) {
-  auto o = ember("conformance-plugin 0g <<< 9500000000000000");
+  auto o = ember("conformance-plugin 0g", "9500000000000000");
   EXPECT_EQ(o.status, 1);
   EXPECT_TRUE(has(o, "'g' at position 1 is not a hex digit")) << o.text;
   auto m = ember("run /dev/null --mem 'zz'");
@@ -128,7 +129,7 @@ TEST(Cli, CheckedModeFaultIsAnErrorNotACrash) {
 }
 
 TEST(Cli, ConformancePluginProtocol) {
-  auto o = ember("conformance-plugin 0102030405 <<< 'bf200000000000009500000000000000'");  // r0 = r2
+  auto o = ember("conformance-plugin 0102030405", "bf200000000000009500000000000000");  // r0 = r2
   EXPECT_EQ(o.status, 0) << o.text;
   EXPECT_EQ(o.text, "5\n");
 }
