@@ -27,7 +27,7 @@ static_assert(table_is_in_enum_order());
 // Entries sharing an opcode are adjacent in the table except where noted in
 // build_index, which therefore scans the whole table.
 struct OpcodeIndex {
-  std::array<std::array<uint8_t, 8>, 256> entries{};
+  std::array<std::array<uint8_t, 12>, 256> entries{};  // atomics have 10 per opcode
   std::array<uint8_t, 256> count{};
 };
 
