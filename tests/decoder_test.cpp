@@ -42,7 +42,7 @@ TEST(Decoder, NumberOfOpsCoversTheIsa) {
 }
 
 TEST(Decoder, LdImm64JoinsBothHalves) {
-  auto p = decode({raw(0x18, 0, 0, 0, 0x55667788), raw(0, 0, 0, 0, 0x11223344), exit_insn()});
+  auto p = decode(std::vector<RawInsn>{raw(0x18, 0, 0, 0, 0x55667788), raw(0, 0, 0, 0, 0x11223344), exit_insn()});
   ASSERT_TRUE(p) << p.error().message;
   ASSERT_EQ(p->insts.size(), 3u);
   EXPECT_EQ(p->insts[0].imm64, 0x1122334455667788ull);
@@ -50,7 +50,7 @@ TEST(Decoder, LdImm64JoinsBothHalves) {
 }
 
 TEST(Decoder, JumpTargetsAreAbsolute) {
-  auto p = decode({raw(0x15, 1, 0, 1, 0), mov64_imm(0, 1), exit_insn()});
+  auto p = decode(std::vector<RawInsn>{raw(0x15, 1, 0, 1, 0), mov64_imm(0, 1), exit_insn()});
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->insts[0].target, 2u);
 }

@@ -80,7 +80,7 @@ TEST(Interpreter, EachFrameHasItsOwnStackAndCalleeSavedRegisters) {
   auto r = run({
       mov64_imm(6, 7),              // 0: r6 = 7
       raw(0x7a, 10, 0, -8, 100),    // 1: caller's stack slot = 100
-      raw(0x85, 0, 1, 0, 3),        // 2: call 6
+      raw(0x85, 0, 1, 0, 4),        // 2: call 7
       raw(0x79, 1, 10, -8, 0),      // 3: r1 = caller's slot (still 100)
       raw(0x0f, 0, 1),              // 4: r0 += r1
       raw(0x0f, 0, 6), exit_insn(), // 5,6: r0 += r6 (restored to 7)

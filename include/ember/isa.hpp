@@ -307,6 +307,13 @@ Result<Inst> decode_insn(std::span<const RawInsn> raw, size_t index);
 // Encodes one typed instruction back to its slot(s) (two for ld_imm64).
 void encode(const Inst& inst, std::vector<RawInsn>& out);
 
+// Which fields, besides the opcode, an operand form uses. Unused fields are
+// reserved: they must be zero (the kernel's "reserved fields" checks).
+struct FormFields {
+  bool dst, src, off, imm;
+};
+FormFields form_fields(Form f);
+
 // Finds the table entry for a raw slot, or nullptr if the encoding is unknown.
 const OpInfo* lookup_opcode(const RawInsn& raw);
 

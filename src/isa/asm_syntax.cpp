@@ -128,10 +128,10 @@ struct HoleName {
   char prefix;
 };
 constexpr HoleName kHoles[] = {
-    {"rd", Hole::Dst, 'r'},       {"wd", Hole::Dst, 'w'},       {"pd", Hole::Dst, '%'},
-    {"rs", Hole::Src, 'r'},       {"ws", Hole::Src, 'w'},       {"ps", Hole::Src, '%'},
-    {"imm64", Hole::Imm64, 0},    {"imm", Hole::Imm, 0},        {"hi", Hole::Hi, 0},
-    {"moff", Hole::MemOff, 0},    {"mimm", Hole::MemImm, 0},    {"joff", Hole::JumpOff, 0},
+    {"rd", Hole::Dst, 'r'},     {"wd", Hole::Dst, 'w'},    {"pd", Hole::Dst, '%'},
+    {"rs", Hole::Src, 'r'},     {"ws", Hole::Src, 'w'},    {"ps", Hole::Src, '%'},
+    {"imm64", Hole::Imm64, 0},  {"imm", Hole::Imm, 0},     {"hi", Hole::Hi, 0},
+    {"moff", Hole::MemOff, 0},  {"mimm", Hole::MemImm, 0}, {"joff", Hole::JumpOff, 0},
     {"jimm", Hole::JumpImm, 0},
 };
 
@@ -285,8 +285,10 @@ Result<std::vector<Token>> lex(std::string_view text, bool allow_holes) {
       out.push_back(Token{TokKind::Punct, std::string(1, c)});
       ++i;
     } else {
-      return fail("unexpected character '", std::isprint(static_cast<unsigned char>(c)) ? std::string(1, c) : hex(static_cast<uint8_t>(c)),
-                  "' at column ", i + 1);
+      return fail(
+          "unexpected character '",
+          std::isprint(static_cast<unsigned char>(c)) ? std::string(1, c) : hex(static_cast<uint8_t>(c)),
+          "' at column ", i + 1);
     }
   }
   return out;
@@ -303,13 +305,15 @@ struct Tables {
 };
 
 size_t slot(Op op, Pseudo pseudo, Syntax syntax) {
-  return (static_cast<size_t>(op) * kNumPseudo + static_cast<size_t>(pseudo)) * 2 + static_cast<size_t>(syntax);
+  return (static_cast<size_t>(op) * kNumPseudo + static_cast<size_t>(pseudo)) * 2 +
+         static_cast<size_t>(syntax);
 }
 
 const Tables& tables() {
   static const Tables t = [] {
     Tables t{build_templates(), std::vector<int>(kNumOps * kNumPseudo * 2, -1)};
-    for (size_t i = 0; i < t.all.size(); ++i) t.index[slot(t.all[i].op, t.all[i].pseudo, t.all[i].syntax)] = static_cast<int>(i);
+    for (size_t i = 0; i < t.all.size(); ++i)
+      t.index[slot(t.all[i].op, t.all[i].pseudo, t.all[i].syntax)] = static_cast<int>(i);
     return t;
   }();
   return t;
@@ -352,9 +356,15 @@ std::string describe(const Template& t) {
   static constexpr struct {
     Hole hole;
     const char* name;
-  } kNames[] = {{Hole::Dst, "D"},        {Hole::Src, "S"},          {Hole::Imm, "IMM"},
-                {Hole::Imm64, "IMM64"},  {Hole::Hi, "OFF"},         {Hole::MemOff, "+OFF"},
-                {Hole::MemImm, "+IMM"},  {Hole::JumpOff, "+OFF|LABEL"}, {Hole::JumpImm, "+IMM|LABEL"}};
+  } kNames[] = {{Hole::Dst, "D"},
+                {Hole::Src, "S"},
+                {Hole::Imm, "IMM"},
+                {Hole::Imm64, "IMM64"},
+                {Hole::Hi, "OFF"},
+                {Hole::MemOff, "+OFF"},
+                {Hole::MemImm, "+IMM"},
+                {Hole::JumpOff, "+OFF|LABEL"},
+                {Hole::JumpImm, "+IMM|LABEL"}};
   std::string out;
   const std::string& s = t.text;
   for (size_t i = 0; i < s.size();) {

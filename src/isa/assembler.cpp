@@ -15,8 +15,8 @@ namespace {
 
 using asm_syntax::Hole;
 using asm_syntax::Template;
-using asm_syntax::TokKind;
 using asm_syntax::Token;
+using asm_syntax::TokKind;
 using Tokens = std::span<const Token>;
 
 // The operand values a template match collects.
@@ -232,7 +232,8 @@ std::string_view strip_objdump(std::string_view line) {
         break;
     }
   }
-  if (size_t lt = line.rfind('<'); lt != std::string_view::npos && line.find('>', lt) != std::string_view::npos)
+  if (size_t lt = line.rfind('<');
+      lt != std::string_view::npos && line.find('>', lt) != std::string_view::npos)
     line = line.substr(0, lt);
   return line;
 }
@@ -249,9 +250,11 @@ std::string_view take_label(std::string_view& line) {
   size_t i = 0;
   while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
   size_t start = i;
-  if (i >= line.size() || !(std::isalpha(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.'))
+  if (i >= line.size() ||
+      !(std::isalpha(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.'))
     return {};
-  while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.'))
+  while (i < line.size() &&
+         (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.'))
     ++i;
   size_t end = i;
   while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;

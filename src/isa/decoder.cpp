@@ -25,19 +25,14 @@ bool writes_dst(Form f) {
     case Form::AluUnary:
     case Form::Endian:
     case Form::LdImm64:
-    case Form::Ldx:
-      return true;
-    default:
-      return false;
+    case Form::Ldx: return true;
+    default: return false;
   }
 }
 
-// Which fields a form uses; unused ones are reserved and must be zero.
-struct Uses {
-  bool dst, src, off, imm;
-};
+}  // namespace
 
-Uses uses(Form f) {
+FormFields form_fields(Form f) {
   switch (f) {
     case Form::AluImm: return {true, false, false, true};
     case Form::AluReg: return {true, true, false, false};
@@ -62,6 +57,8 @@ Uses uses(Form f) {
   return {};
 }
 
+namespace {
+
 Result<Inst> decode_one(std::span<const RawInsn> raw, size_t i) {
   const RawInsn& r = raw[i];
   const OpInfo* info = lookup_opcode(r);
@@ -69,12 +66,12 @@ Result<Inst> decode_one(std::span<const RawInsn> raw, size_t i) {
     for (const OpInfo& o : op_table())
       if (o.opcode == r.opcode)
         return at(i, "opcode " + hex8(r.opcode) + " (" + o.mnemonic + ") with an invalid " +
-                         (o.match == Match::Off ? "offset " + std::to_string(r.off)
+                         (o.match == Match::Off   ? "offset " + std::to_string(r.off)
                           : o.match == Match::Src ? "src " + std::to_string(r.src())
                                                   : "immediate " + std::to_string(r.imm)));
     return at(i, "unknown opcode " + hex8(r.opcode));
   }
-  Uses u = uses(info->form);
+  FormFields u = form_fields(info->form);
   if (u.dst && r.dst() > kFramePointer) return at(i, "invalid register r" + std::to_string(r.dst()));
   if (u.src && info->form != Form::LdImm64 && info->match != Match::Src && r.src() > kFramePointer)
     return at(i, "invalid register r" + std::to_string(r.src()));
@@ -84,8 +81,11 @@ Result<Inst> decode_one(std::span<const RawInsn> raw, size_t i) {
     return at(i, std::string(info->mnemonic) + " uses reserved offset field");
   if (!u.imm && info->match != Match::Imm && r.imm != 0)
     return at(i, std::string(info->mnemonic) + " uses reserved immediate field");
-  if (writes_dst(info->form) && r.dst() == kFramePointer) return at(i, "write to the read-only frame pointer r10");
-  if (info->form == Form::Atomic && (r.imm & 1) && r.src() == kFramePointer)
+  if (writes_dst(info->form) && r.dst() == kFramePointer)
+    return at(i, "write to the read-only frame pointer r10");
+  // Fetching atomics load the old value into src, except cmpxchg, which loads
+  // it into r0 (as in the kernel's check_atomic).
+  if (info->form == Form::Atomic && (r.imm & 1) && r.imm != 0xf1 && r.src() == kFramePointer)
     return at(i, "atomic fetch would write the read-only frame pointer r10");
 
   Inst inst;
@@ -114,25 +114,21 @@ Status resolve_target(std::vector<Inst>& insts, size_t i) {
   switch (inst.info().form) {
     case Form::Ja:
     case Form::JmpImm:
-    case Form::JmpReg:
-      rel = inst.off;
-      break;
+    case Form::JmpReg: rel = inst.off; break;
     case Form::Ja32:
-    case Form::CallLocal:
-      rel = inst.imm;
-      break;
+    case Form::CallLocal: rel = inst.imm; break;
     case Form::LdImm64:
       if (inst.pseudo() != Pseudo::Func) return ok_status();
       rel = inst.imm;
       break;
-    default:
-      return ok_status();
+    default: return ok_status();
   }
   int64_t target = static_cast<int64_t>(i) + 1 + rel;
   if (target < 0 || target >= static_cast<int64_t>(insts.size()))
     return at(i, "jump out of range to " + std::to_string(target) + " (program has " +
                      std::to_string(insts.size()) + " instructions)");
-  if (insts[target].second_half) return at(i, "jump into the middle of ld_imm64 at " + std::to_string(target - 1));
+  if (insts[target].second_half)
+    return at(i, "jump into the middle of ld_imm64 at " + std::to_string(target - 1));
   inst.target = static_cast<uint32_t>(target);
   return ok_status();
 }
@@ -146,7 +142,8 @@ Result<Inst> decode_insn(std::span<const RawInsn> raw, size_t index) {
 
 Result<Program> decode(std::span<const RawInsn> raw) {
   if (raw.empty()) return fail("empty program: no instructions");
-  if (raw.size() > (1u << 20)) return fail("program too large: ", raw.size(), " instructions (limit 1048576)");
+  if (raw.size() > (1u << 20))
+    return fail("program too large: ", raw.size(), " instructions (limit 1048576)");
   Program prog;
   prog.raw.assign(raw.begin(), raw.end());
   prog.insts.reserve(raw.size());
@@ -169,7 +166,8 @@ Result<Program> decode(std::span<const RawInsn> raw) {
   size_t last = prog.insts.size() - 1;
   const Inst& end = prog.insts[last];
   if (end.second_half || (end.op != Op::EXIT && end.op != Op::JA && end.op != Op::JA32))
-    return at(last, "the last instruction is not exit or an unconditional jump: execution would fall off the end");
+    return at(last,
+              "the last instruction is not exit or an unconditional jump: execution would fall off the end");
   return prog;
 }
 
