@@ -140,6 +140,13 @@ std::vector<RawSection> read_section_headers(std::span<const uint8_t> b, const H
   return out;
 }
 
+// "symbol 12 (name)", or "symbol 12" for an unnamed one.
+std::string symbol_where(uint64_t index, const std::string& name) {
+  std::string s = "symbol " + std::to_string(index);
+  if (!name.empty()) s += " (" + name + ")";
+  return s;
+}
+
 // "section 5 (.text)", or "section 5" while names are not known yet.
 std::string where(uint64_t index, const std::string& name) {
   std::string s = "section " + std::to_string(index);
@@ -231,9 +238,9 @@ Result<ElfSymbol> read_symbol(std::span<const uint8_t> table, uint64_t i, std::s
   sym.value = load<uint64_t>(table, at + 8);
   sym.size = load<uint64_t>(table, at + 16);
   if (sym.section == kShnXindex)
-    return fail(file, ": symbol ", i, " (", sym.name, "): section index SHN_XINDEX: extended section numbering is not supported");
+    return fail(file, ": ", symbol_where(i, sym.name), ": section index SHN_XINDEX: extended section numbering is not supported");
   if (sym.section < kShnLoreserve && sym.section >= num_sections)
-    return fail(file, ": symbol ", i, " (", sym.name, "): section index ", sym.section, " is not a section (", num_sections,
+    return fail(file, ": ", symbol_where(i, sym.name), ": section index ", sym.section, " is not a section (", num_sections,
                 " sections)");
   return sym;
 }
