@@ -18,9 +18,9 @@
 namespace ember {
 namespace {
 
-constexpr uint32_t kShtProgbits = 1, kShtStrtab = 3, kShtNobits = 8, kShtRel = 9;
+constexpr uint32_t kShtProgbits = 1, kShtNobits = 8, kShtRel = 9;
 constexpr uint64_t kShfExecinstr = 0x4;
-constexpr uint8_t kSttFunc = 2, kSttSection = 3;
+constexpr uint8_t kSttSection = 3;
 constexpr uint8_t kStbGlobal = 1;
 constexpr uint32_t kRelBpf64_64 = 1, kRelBpf64_32 = 10;
 
