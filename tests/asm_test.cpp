@@ -257,8 +257,9 @@ TEST(Disassembler, PrintsLlvmObjdumpSyntax) {
 }
 
 TEST(Disassembler, PseudoLdImm64FormsRoundTrip) {
-  for (const char* text : {"r1 = map[fd:0x3] ll", "r2 = map_value[fd:0x3]+0x10 ll", "r3 = btf_id[0x7] ll",
-                           "r4 = map[idx:0x1] ll", "r5 = map_value[idx:0x2]+0x8 ll"}) {
+  for (const char* text :
+       {"r1 = map[fd:0x3] ll", "r2 = map_value[fd:0x3]+0x10 ll", "r3 = btf_id[0x7]+0x0 ll",
+        "r3 = btf_id[0x7]+0x5 ll", "r4 = map[idx:0x1] ll", "r5 = map_value[idx:0x2]+0x8 ll"}) {
     auto r = assemble(std::string(text) + "\nexit\n");
     ASSERT_TRUE(r.ok()) << text << ": " << r.error().message;
     auto prog = decode(*r);

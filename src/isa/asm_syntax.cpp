@@ -59,7 +59,7 @@ std::string llvm_ld_imm64(Pseudo p) {
     case Pseudo::None: return "$rd = $imm64 ll";
     case Pseudo::MapFd: return "$rd = map[fd:$imm] ll";
     case Pseudo::MapValue: return "$rd = map_value[fd:$imm]+$hi ll";
-    case Pseudo::BtfId: return "$rd = btf_id[$imm] ll";
+    case Pseudo::BtfId: return "$rd = btf_id[$imm]+$hi ll";  // hi: module BTF fd
     case Pseudo::Func: return "$rd = func pc$jimm ll";
     case Pseudo::MapIdx: return "$rd = map[idx:$imm] ll";
     case Pseudo::MapIdxValue: return "$rd = map_value[idx:$imm]+$hi ll";

@@ -102,6 +102,11 @@ Result<Inst> decode_one(std::span<const RawInsn> raw, size_t i) {
     const RawInsn& hi = raw[i + 1];
     if (hi.opcode != 0 || hi.regs != 0 || hi.off != 0)
       return at(i + 1, "second slot of ld_imm64 must have zero opcode, registers and offset");
+    // Only map values (offset) and BTF ids (module BTF fd) use the second
+    // immediate; the kernel rejects it elsewhere ("unrecognized bpf_ld_imm64").
+    Pseudo p = static_cast<Pseudo>(r.src());
+    if (hi.imm != 0 && (p == Pseudo::MapFd || p == Pseudo::MapIdx || p == Pseudo::Func))
+      return at(i + 1, "second slot of this ld_imm64 must have a zero immediate");
     inst.imm64 = (static_cast<uint64_t>(static_cast<uint32_t>(hi.imm)) << 32) | static_cast<uint32_t>(r.imm);
   }
   return inst;
