@@ -1,0 +1,169 @@
+#include "support/kernel_bpf.hpp"
+
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ember::testing {
+namespace {
+
+long sys_bpf(int cmd, bpf_attr& attr) { return syscall(__NR_bpf, cmd, &attr, sizeof attr); }
+
+uint64_t ptr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+std::string errno_text(int e) { return std::string(std::strerror(e)) + " (errno " + std::to_string(e) + ")"; }
+
+// The last lines of a verifier log: where the kernel says why.
+std::string log_tail(const std::string& log, size_t lines) {
+  size_t end = log.find_last_not_of("\n\0 ");
+  if (end == std::string::npos) return log;
+  size_t pos = end;
+  for (size_t n = 0; n < lines && pos != std::string::npos && pos > 0; ++n) pos = log.rfind('\n', pos - 1);
+  return log.substr(pos == std::string::npos ? 0 : pos + 1,
+                    end + 1 - (pos == std::string::npos ? 0 : pos + 1));
+}
+
+RawInsn insn(uint8_t opcode, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+  RawInsn r;
+  r.opcode = opcode;
+  r.set_regs(dst, src);
+  r.off = off;
+  r.imm = imm;
+  return r;
+}
+
+// The socket-filter wrapper around a conformance-style body (see header).
+std::vector<RawInsn> wrap(std::span<const RawInsn> body, int map_fd, uint32_t mem_len) {
+  std::vector<RawInsn> w = {
+      insn(0x62, 10, 0, -4, 0),  // *(u32 *)(r10 - 4) = 0
+      insn(0xbf, 2, 10, 0, 0),   // r2 = r10
+      insn(0x07, 2, 0, 0, -4),   // r2 += -4
+      insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
+      insn(0, 0, 0, 0, 0),                                 // r1 = map ll
+      insn(0x85, 0, 0, 0, BPF_FUNC_map_lookup_elem),       // call map_lookup_elem
+      insn(0x15, 0, 0, 6, 0),                              // if r0 == 0 goto out
+      insn(0xbf, 6, 0, 0, 0),                              // r6 = r0
+      insn(0xbf, 1, 0, 0, 0),                              // r1 = r0
+      insn(0x07, 1, 0, 0, 8),                              // r1 += 8
+      insn(0xb7, 2, 0, 0, static_cast<int32_t>(mem_len)),  // r2 = len
+      insn(0x85, 0, BPF_PSEUDO_CALL, 0, 3),                // call body
+      insn(0x7b, 6, 0, 0, 0),                              // *(u64 *)(r6 + 0) = r0
+      insn(0xb7, 0, 0, 0, 0),                              // out: r0 = 0
+      insn(0x95, 0, 0, 0, 0),                              // exit
+  };
+  w.insert(w.end(), body.begin(), body.end());
+  return w;
+}
+
+}  // namespace
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool kernel_bpf_available(std::string* why) {
+  const RawInsn prog[] = {insn(0xb7, 0, 0, 0, 0), insn(0x95, 0, 0, 0, 0)};
+  auto fd = kernel_load(BPF_PROG_TYPE_SOCKET_FILTER, prog);
+  if (fd) return true;
+  if (why) *why = "bpf(BPF_PROG_LOAD) is not available here: " + fd.error().message;
+  return false;
+}
+
+Result<Fd> kernel_array_map(uint32_t value_size, uint32_t max_entries) {
+  bpf_attr a{};
+  a.map_type = BPF_MAP_TYPE_ARRAY;
+  a.key_size = 4;
+  a.value_size = value_size;
+  a.max_entries = max_entries;
+  long fd = sys_bpf(BPF_MAP_CREATE, a);
+  if (fd < 0) return fail("BPF_MAP_CREATE: ", errno_text(errno));
+  return Fd(static_cast<int>(fd));
+}
+
+Status kernel_map_update(int map_fd, uint32_t key, std::span<const uint8_t> value) {
+  bpf_attr a{};
+  a.map_fd = static_cast<uint32_t>(map_fd);
+  a.key = ptr(&key);
+  a.value = ptr(value.data());
+  a.flags = BPF_ANY;
+  if (sys_bpf(BPF_MAP_UPDATE_ELEM, a) < 0) return fail("BPF_MAP_UPDATE_ELEM: ", errno_text(errno));
+  return ok_status();
+}
+
+Status kernel_map_lookup(int map_fd, uint32_t key, std::span<uint8_t> value) {
+  bpf_attr a{};
+  a.map_fd = static_cast<uint32_t>(map_fd);
+  a.key = ptr(&key);
+  a.value = ptr(value.data());
+  if (sys_bpf(BPF_MAP_LOOKUP_ELEM, a) < 0) return fail("BPF_MAP_LOOKUP_ELEM: ", errno_text(errno));
+  return ok_status();
+}
+
+Result<Fd> kernel_load(uint32_t prog_type, std::span<const RawInsn> insns) {
+  static constexpr char kLicense[] = "GPL";
+  std::string log(1 << 20, '\0');
+  bpf_attr a{};
+  a.prog_type = prog_type;
+  a.insns = ptr(insns.data());
+  a.insn_cnt = static_cast<uint32_t>(insns.size());
+  a.license = ptr(kLicense);
+  a.log_buf = ptr(log.data());
+  a.log_size = static_cast<uint32_t>(log.size());
+  a.log_level = 1;
+  long fd = sys_bpf(BPF_PROG_LOAD, a);
+  if (fd >= 0) return Fd(static_cast<int>(fd));
+  int e = errno;
+  log.resize(std::strlen(log.c_str()));
+  // ENOSPC: the log overflowed; the program itself may be fine, retry quietly.
+  if (e == ENOSPC) {
+    a.log_level = 0, a.log_buf = 0, a.log_size = 0;
+    fd = sys_bpf(BPF_PROG_LOAD, a);
+    if (fd >= 0) return Fd(static_cast<int>(fd));
+    e = errno;
+  }
+  return fail("kernel rejected the program: ", errno_text(e), log.empty() ? "" : ": " + log_tail(log, 2));
+}
+
+Result<KernelRun> kernel_test_run(int prog_fd, std::span<const uint8_t> data, uint32_t repeat) {
+  std::vector<uint8_t> out(data.size() + 256);
+  bpf_attr a{};
+  a.test.prog_fd = static_cast<uint32_t>(prog_fd);
+  a.test.data_in = ptr(data.data());
+  a.test.data_size_in = static_cast<uint32_t>(data.size());
+  a.test.data_out = ptr(out.data());
+  a.test.data_size_out = static_cast<uint32_t>(out.size());
+  a.test.repeat = repeat;
+  if (sys_bpf(BPF_PROG_TEST_RUN, a) < 0) return fail("BPF_PROG_TEST_RUN: ", errno_text(errno));
+  return KernelRun{a.test.retval, a.test.duration};
+}
+
+Result<uint64_t> run_in_kernel(std::span<const RawInsn> prog, std::vector<uint8_t>& mem) {
+  auto map = kernel_array_map(static_cast<uint32_t>(8 + mem.size()), 1);
+  if (!map) return map.error();
+  std::vector<uint8_t> value(8 + mem.size(), 0);
+  std::copy(mem.begin(), mem.end(), value.begin() + 8);
+  if (auto st = kernel_map_update(map->get(), 0, value); !st) return st.error();
+  auto fd =
+      kernel_load(BPF_PROG_TYPE_SOCKET_FILTER, wrap(prog, map->get(), static_cast<uint32_t>(mem.size())));
+  if (!fd) return fd.error();
+  std::vector<uint8_t> packet(64, 0);  // a socket filter needs at least an Ethernet header
+  if (auto run = kernel_test_run(fd->get(), packet); !run) return run.error();
+  if (auto st = kernel_map_lookup(map->get(), 0, value); !st) return st.error();
+  std::copy(value.begin() + 8, value.end(), mem.begin());
+  uint64_t r0 = 0;
+  std::memcpy(&r0, value.data(), 8);
+  return r0;
+}
+
+}  // namespace ember::testing
