@@ -148,22 +148,37 @@ Result<KernelRun> kernel_test_run(int prog_fd, std::span<const uint8_t> data, ui
   return KernelRun{a.test.retval, a.test.duration};
 }
 
-Result<uint64_t> run_in_kernel(std::span<const RawInsn> prog, std::vector<uint8_t>& mem) {
+Result<KernelHarness> KernelHarness::load(std::span<const RawInsn> body, std::span<const uint8_t> mem) {
   auto map = kernel_array_map(static_cast<uint32_t>(8 + mem.size()), 1);
   if (!map) return map.error();
   std::vector<uint8_t> value(8 + mem.size(), 0);
   std::copy(mem.begin(), mem.end(), value.begin() + 8);
   if (auto st = kernel_map_update(map->get(), 0, value); !st) return st.error();
   auto fd =
-      kernel_load(BPF_PROG_TYPE_SOCKET_FILTER, wrap(prog, map->get(), static_cast<uint32_t>(mem.size())));
+      kernel_load(BPF_PROG_TYPE_SOCKET_FILTER, wrap(body, map->get(), static_cast<uint32_t>(mem.size())));
   if (!fd) return fd.error();
+  return KernelHarness(std::move(*map), std::move(*fd), mem.size());
+}
+
+Result<KernelRun> KernelHarness::run(uint32_t repeat) {
   std::vector<uint8_t> packet(64, 0);  // a socket filter needs at least an Ethernet header
-  if (auto run = kernel_test_run(fd->get(), packet); !run) return run.error();
-  if (auto st = kernel_map_lookup(map->get(), 0, value); !st) return st.error();
-  std::copy(value.begin() + 8, value.end(), mem.begin());
+  return kernel_test_run(prog_.get(), packet, repeat);
+}
+
+Result<uint64_t> KernelHarness::run_once(std::vector<uint8_t>& mem) {
+  if (auto r = run(1); !r) return r.error();
+  std::vector<uint8_t> value(8 + mem_size_);
+  if (auto st = kernel_map_lookup(map_.get(), 0, value); !st) return st.error();
+  mem.assign(value.begin() + 8, value.end());
   uint64_t r0 = 0;
   std::memcpy(&r0, value.data(), 8);
   return r0;
+}
+
+Result<uint64_t> run_in_kernel(std::span<const RawInsn> prog, std::vector<uint8_t>& mem) {
+  auto h = KernelHarness::load(prog, mem);
+  if (!h) return h.error();
+  return h->run_once(mem);
 }
 
 }  // namespace ember::testing

@@ -49,12 +49,28 @@ struct KernelRun {
 };
 Result<KernelRun> kernel_test_run(int prog_fd, std::span<const uint8_t> data, uint32_t repeat = 1);
 
-// Runs a program the way bpf_conformance runs it (r1 = memory, r2 = its
-// length, the 64-bit r0 is the result) in the kernel: a socket-filter wrapper
-// looks up an array map value laid out as [8-byte result][memory], calls the
-// program as a bpf-to-bpf subprogram with r1 = the memory, stores r0. `mem`
-// is updated with the memory after the run. A verifier rejection is an error
-// that starts with "kernel rejected".
+// A program loaded the way bpf_conformance runs programs (r1 = memory, r2 =
+// its length, the 64-bit r0 is the result): a socket-filter wrapper looks up
+// an array map value laid out as [8-byte result][memory], calls the program
+// as a bpf-to-bpf subprogram with r1 = the memory, and stores r0. The wrapper
+// costs one map lookup and one call per run (measure it with an empty body).
+class KernelHarness {
+ public:
+  // A verifier rejection is an error that starts with "kernel rejected".
+  static Result<KernelHarness> load(std::span<const RawInsn> body, std::span<const uint8_t> mem);
+  // Runs once; `mem` (of the size given to load) receives the memory after.
+  Result<uint64_t> run_once(std::vector<uint8_t>& mem);
+  // Runs `repeat` times in the kernel; the kernel's average time per run.
+  Result<KernelRun> run(uint32_t repeat);
+
+ private:
+  KernelHarness(Fd map, Fd prog, size_t mem_size)
+      : map_(std::move(map)), prog_(std::move(prog)), mem_size_(mem_size) {}
+  Fd map_, prog_;
+  size_t mem_size_;
+};
+
+// Loads, runs once and returns r0; `mem` is updated with the memory after.
 Result<uint64_t> run_in_kernel(std::span<const RawInsn> prog, std::vector<uint8_t>& mem);
 
 }  // namespace ember::testing
