@@ -227,13 +227,22 @@ TEST(KernelDiff, ConformanceProgramsAgreeWithTheKernel) {
 // and gotol); finally every register and stack slot folded into r0.
 
 constexpr int kSlots = 8;  // 8-byte stack slots at r10-8 .. r10-64
+constexpr int16_t kMemPtrSlot = -72;  // memory programs keep r1 (the memory) here
+constexpr size_t kMemSize = 64;
 
 class RandomProgram {
  public:
-  explicit RandomProgram(uint32_t seed) : rng_(seed) {}
+  // With `memory`, programs also load, store and run atomics on the memory
+  // at r1 (mem(), of kMemSize random bytes).
+  RandomProgram(uint32_t seed, bool memory) : rng_(seed), memory_(memory) {}
 
   std::vector<RawInsn> make(int length) {
     out_.clear();
+    mem_.clear();
+    if (memory_) {
+      for (size_t i = 0; i < kMemSize; ++i) mem_.push_back(static_cast<uint8_t>(pick(4) == 0 ? 0xff : rng_()));
+      emit(0x7b, 10, 1, kMemPtrSlot, 0);  // *(u64 *)(r10 - 72) = r1
+    }
     for (uint8_t r = 0; r <= 9; ++r) load_constant(r);
     for (int s = 1; s <= kSlots; ++s) {
       if (pick(2))
@@ -243,8 +252,11 @@ class RandomProgram {
     }
     body_start_ = out_.size();
     size_t body_end = body_start_ + static_cast<size_t>(length);
+    jumps_.clear();
+    guarded_.clear();
     while (out_.size() < body_end) step(body_end);
     body_end_ = out_.size();
+    land_outside_guarded();
     constexpr int32_t kGolden = static_cast<int32_t>(0x9e3779b1u);
     for (uint8_t r = 1; r <= 9; ++r) {
       emit(0x27, 0, 0, 0, kGolden);  // r0 *= golden ratio (odd: a bijection)
@@ -259,6 +271,21 @@ class RandomProgram {
     return out_;
   }
   size_t body_start() const { return body_start_; }
+  const std::vector<uint8_t>& mem() const { return mem_; }
+  // The body in pieces that can go away one at a time: single instructions,
+  // and each memory access whole (without its last instruction, X would
+  // leak the pointer's value).
+  std::vector<std::pair<size_t, size_t>> units() const {
+    std::vector<std::pair<size_t, size_t>> u;
+    size_t g = 0;
+    for (size_t i = body_start_; i < body_end_;) {
+      while (g < guarded_.size() && guarded_[g].second <= i) ++g;
+      size_t end = g < guarded_.size() && guarded_[g].first == i ? guarded_[g].second : i + 1;
+      u.emplace_back(i, end);
+      i = end;
+    }
+    return u;
+  }
   size_t body_end() const { return body_end_; }
 
  private:
@@ -392,6 +419,7 @@ class RandomProgram {
       emit(static_cast<uint8_t>(kConds[pick(std::size(kConds))] | (pick(2) ? 0x05 : 0x06)), reg(), 0, 1,
            interesting_imm());
       off = static_cast<int16_t>(pick(static_cast<uint32_t>(std::min(room - 1, 10)) + 1));
+      jumps_.push_back(out_.size());
       if (pick(2))
         emit(0x05, 0, 0, off, 0);
       else
@@ -401,10 +429,63 @@ class RandomProgram {
     bool by_reg = pick(2);
     uint8_t op =
         static_cast<uint8_t>(kConds[pick(std::size(kConds))] | (pick(2) ? 0x05 : 0x06) | (by_reg ? 0x08 : 0));
+    jumps_.push_back(out_.size());
     emit(op, reg(), by_reg ? reg() : 0, off, by_reg ? 0 : interesting_imm());
   }
 
+  // One access to the memory through a register X that holds the pointer
+  // (filled from the stack) only for this access: X = ptr; op; X = imm.
+  void memory_access() {
+    static constexpr int kSizeOf[] = {4, 2, 1, 8};
+    uint8_t x = static_cast<uint8_t>(1 + pick(9)), y;  // X is never r0, which cmpxchg writes
+    do y = reg(); while (y == x);                      // the pointer must not leak into memory
+    uint8_t size_bits = static_cast<uint8_t>(pick(4) << 3);
+    int size = kSizeOf[size_bits >> 3];
+    int16_t off = static_cast<int16_t>(size * static_cast<int>(pick(static_cast<uint32_t>(kMemSize) / size)));
+    size_t first = out_.size();
+    emit(0x79, x, 10, kMemPtrSlot, 0);
+    bool overwrite = true;
+    switch (pick(4)) {
+      case 0: emit(static_cast<uint8_t>(0x63 | size_bits), x, y, off, 0); break;                 // stx
+      case 1: emit(static_cast<uint8_t>(0x62 | size_bits), x, 0, off, interesting_imm()); break;  // st
+      case 2: {  // ldx, ldsx; into X itself sometimes
+        bool sx = size != 8 && pick(2);
+        uint8_t dst = pick(4) == 0 ? x : y;
+        overwrite = dst != x;
+        emit(static_cast<uint8_t>((sx ? 0x81 : 0x61) | size_bits), dst, x, off, 0);
+        break;
+      }
+      default: {  // atomics: 4 or 8 bytes, aligned
+        static constexpr int32_t kAtomics[] = {0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1};
+        bool wide = pick(2);
+        off = static_cast<int16_t>((wide ? 8 : 4) * static_cast<int>(pick(kMemSize / (wide ? 8 : 4))));
+        emit(wide ? 0xdb : 0xc3, x, y, off, kAtomics[pick(std::size(kAtomics))]);
+        break;
+      }
+    }
+    if (overwrite) emit(0xb7, x, 0, 0, interesting_imm());
+    guarded_.emplace_back(first, out_.size());
+  }
+
+  // A jump into a memory access would find X not holding the pointer: such
+  // jumps land on the access's first instruction instead.
+  void land_outside_guarded() {
+    for (size_t j : jumps_) {
+      RawInsn& r = out_[j];
+      bool ja32 = r.opcode == 0x06;
+      size_t target = j + 1 + static_cast<size_t>(ja32 ? r.imm : r.off);
+      for (auto [first, end] : guarded_)
+        if (first < target && target < end) target = first;
+      int delta = static_cast<int>(target - j - 1);
+      if (ja32)
+        r.imm = delta;
+      else
+        r.off = static_cast<int16_t>(delta);
+    }
+  }
+
   void step(size_t body_end) {
+    if (memory_ && pick(4) == 0) return memory_access();
     uint32_t k = pick(20);
     if (k < 10)
       alu();
@@ -417,7 +498,11 @@ class RandomProgram {
   }
 
   std::mt19937 rng_;
+  bool memory_;
   std::vector<RawInsn> out_;
+  std::vector<size_t> jumps_;                       // indices of the body's jumps
+  std::vector<std::pair<size_t, size_t>> guarded_;  // memory accesses: no jump lands inside
+  std::vector<uint8_t> mem_;
   size_t body_start_ = 0, body_end_ = 0;
 };
 
@@ -445,6 +530,7 @@ class Coverage {
         case Form::St:
         case Form::Stx:
         case Form::Ldx:
+        case Form::Atomic:
           if (!executed_.count(info.op)) missing.push_back(std::string("executed ") + info.name);
           break;
         case Form::JmpImm:
@@ -536,25 +622,32 @@ class Coverage {
 struct Outcome {
   Result<uint64_t> kernel = Error{"not run"};
   Result<uint64_t> ember = Error{"not run"};
-  bool mismatch() const { return kernel.ok() && (!ember.ok() || *ember != *kernel); }
+  std::vector<uint8_t> kernel_mem, ember_mem;
+  bool mismatch() const {
+    return kernel.ok() && (!ember.ok() || *ember != *kernel || ember_mem != kernel_mem);
+  }
 };
 
-Outcome run_both(std::span<const RawInsn> insns, const HelperTable& helpers, const TraceSink& trace = {}) {
+Outcome run_both(std::span<const RawInsn> insns, const std::vector<uint8_t>& mem, const HelperTable& helpers,
+                 const TraceSink& trace = {}) {
   Outcome o;
-  o.kernel = run_in_kernel(insns, {});
-  if (o.kernel) o.ember = run_in_ember(insns, {}, helpers, trace).r0;
+  o.kernel = run_in_kernel(insns, mem, nullptr, &o.kernel_mem);
+  if (!o.kernel) return o;
+  EmberRun e = run_in_ember(insns, mem, helpers, trace);
+  o.ember = std::move(e.r0);
+  o.ember_mem = std::move(e.mem);
   return o;
 }
 
-// Shrinks a mismatching program by turning body instructions into `goto +0`
-// while the mismatch stays, so that a report shows what matters.
-std::vector<RawInsn> minimize(std::vector<RawInsn> insns, size_t body_start, size_t body_end,
-                              const HelperTable& helpers) {
-  for (size_t i = body_start; i < body_end; ++i) {
-    RawInsn keep = insns[i];
-    if (keep.opcode == 0x05 && keep.off == 0) continue;
-    insns[i] = insn(0x05, 0, 0, 0, 0);
-    if (!run_both(insns, helpers).mismatch()) insns[i] = keep;
+// Shrinks a mismatching program by turning pieces of its body into
+// `goto +0` while the mismatch stays, so that a report shows what matters.
+std::vector<RawInsn> minimize(std::vector<RawInsn> insns, const std::vector<std::pair<size_t, size_t>>& units,
+                              const std::vector<uint8_t>& mem, const HelperTable& helpers) {
+  for (auto [first, end] : units) {
+    std::vector<RawInsn> keep(insns.begin() + static_cast<ptrdiff_t>(first),
+                              insns.begin() + static_cast<ptrdiff_t>(end));
+    for (size_t i = first; i < end; ++i) insns[i] = insn(0x05, 0, 0, 0, 0);
+    if (!run_both(insns, mem, helpers).mismatch()) std::copy(keep.begin(), keep.end(), insns.begin() + first);
   }
   return insns;
 }
@@ -563,7 +656,8 @@ std::string result_text(const Result<uint64_t>& r) { return r ? hex64(*r) : "err
 
 // Which registers and stack slots differ at the end of the body: the body
 // followed by `r0 = rN; exit` or `r0 = *(u64 *)(r10 - 8s); exit`.
-std::string state_diff(std::span<const RawInsn> insns, size_t body_end, const HelperTable& helpers) {
+std::string state_diff(std::span<const RawInsn> insns, size_t body_end, const std::vector<uint8_t>& mem,
+                       const HelperTable& helpers) {
   std::string out;
   for (int n = 0; n <= 9 + kSlots; ++n) {
     std::vector<RawInsn> probe(insns.begin(), insns.begin() + static_cast<ptrdiff_t>(body_end));
@@ -572,60 +666,72 @@ std::string state_diff(std::span<const RawInsn> insns, size_t body_end, const He
     else
       probe.push_back(insn(0x79, 0, 10, static_cast<int16_t>(-8 * (n - 9)), 0));
     probe.push_back(insn(0x95, 0, 0, 0, 0));
-    Outcome o = run_both(probe, helpers);
-    if (!o.mismatch()) continue;
+    Outcome o = run_both(probe, mem, helpers);
+    if (!o.kernel || (o.ember && *o.ember == *o.kernel)) continue;
     std::string where = n <= 9 ? "r" + std::to_string(n) : "*(u64 *)(r10 - " + std::to_string(8 * (n - 9)) + ")";
     out += "  " + where + ": Ember " + result_text(o.ember) + ", kernel " + result_text(o.kernel) + "\n";
   }
-  return out.empty() ? "  (no single register or slot differs)\n" : out;
+  Outcome whole = run_both(insns, mem, helpers);
+  if (whole.ember_mem != whole.kernel_mem)
+    out += "  memory after the run: " + mem_diff(whole.ember_mem, whole.kernel_mem) + "\n";
+  return out.empty() ? "  (no single register, slot or memory byte differs)\n" : out;
 }
 
 TEST(KernelDiff, RandomProgramsAgreeWithTheKernel) {
   if (auto why = kernel_oracle_unavailable(); !why.empty()) GTEST_SKIP() << why;
   if (!kernel_has_cpu_v4()) GTEST_SKIP() << "this kernel lacks the v4 instructions (sdiv, movsx, bswap...)";
+  // Even programs: registers and stack only; odd ones: also the memory at r1
+  // (loads, stores, atomics), which must agree after the run too.
   constexpr int kPrograms = 10000;
   constexpr uint32_t kSeed = 0xeb0f0000u;
   HelperTable helpers = default_helper_table();
   Coverage coverage;
-  int compared = 0, rejected = 0, mismatches = 0;
+  int compared = 0, rejected = 0, mismatches = 0, memory_programs = 0, memory_changed = 0;
   std::string first_rejection;
   std::set<uint64_t> distinct;  // guards against comparing nothing but constants
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kPrograms; ++i) {
-    RandomProgram gen(kSeed + static_cast<uint32_t>(i));
+    uint32_t seed = kSeed + static_cast<uint32_t>(i);
+    RandomProgram gen(seed, i % 2 == 1);
     auto insns = gen.make(8 + i % 57);  // bodies of 8 to 64 instructions
     auto prog = decode(insns);
     ASSERT_TRUE(prog) << "program " << i << ": " << prog.error().message;
-    auto k = run_in_kernel(insns, {});
-    if (!k) {
-      if (first_rejection.empty()) first_rejection = k.error().message + "\n" + listing(insns);
+    Outcome o = run_both(insns, gen.mem(), helpers, coverage.sink(*prog));
+    if (!o.kernel) {
+      if (first_rejection.empty()) first_rejection = o.kernel.error().message + "\n" + listing(insns);
       ++rejected;
       continue;
     }
-    auto e = run_in_ember(insns, {}, helpers, coverage.sink(*prog));
     ++compared;
-    if (e.r0 && *e.r0 == *k) {
-      distinct.insert(*k);
+    if (i % 2 == 1) {
+      ++memory_programs;
+      memory_changed += o.kernel_mem != gen.mem();
+    }
+    if (!o.mismatch()) {
+      distinct.insert(*o.kernel);
       continue;
     }
     if (++mismatches > 5) continue;  // the first five are reported in full
-    auto small = minimize(insns, gen.body_start(), gen.body_end(), helpers);
-    Outcome o = run_both(small, helpers);
-    ADD_FAILURE() << "program " << i << " (seed 0x" << std::hex << kSeed + static_cast<uint32_t>(i) << std::dec
-                  << "): Ember " << result_text(e.r0) << ", kernel " << hex64(*k) << "\n"
-                  << listing(insns) << "minimized (Ember " << result_text(o.ember) << ", kernel "
-                  << result_text(o.kernel) << "):\n"
+    auto small = minimize(insns, gen.units(), gen.mem(), helpers);
+    Outcome m = run_both(small, gen.mem(), helpers);
+    ADD_FAILURE() << "program " << i << " (seed 0x" << std::hex << seed << std::dec << "): Ember "
+                  << result_text(o.ember) << ", kernel " << hex64(*o.kernel)
+                  << "; memory after: " << mem_diff(o.ember_mem, o.kernel_mem) << "\n"
+                  << listing(insns) << "minimized (Ember " << result_text(m.ember) << ", kernel "
+                  << result_text(m.kernel) << "):\n"
                   << listing(small) << "at the end of the minimized body:\n"
-                  << state_diff(small, gen.body_end(), helpers);
+                  << state_diff(small, gen.body_end(), gen.mem(), helpers);
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("kernel oracle: %d random programs compared (%d agree, %d differ), %d rejected by the kernel, "
-              "in %.1f s\n  coverage: %s\n",
-              compared, compared - mismatches, mismatches, rejected, seconds, coverage.summary().c_str());
+              "in %.1f s; %d of the %d with memory changed it\n  coverage: %s\n",
+              compared, compared - mismatches, mismatches, rejected, seconds, memory_changed, memory_programs,
+              coverage.summary().c_str());
   EXPECT_EQ(mismatches, 0);
   EXPECT_EQ(rejected, 0) << "first rejection: " << first_rejection;
   EXPECT_EQ(compared, kPrograms);
   EXPECT_GE(distinct.size(), static_cast<size_t>(compared - mismatches) * 9 / 10);
+  EXPECT_GE(memory_changed, memory_programs * 3 / 4);
   coverage.expect_complete();
 }
 
