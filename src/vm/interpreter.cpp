@@ -37,6 +37,18 @@ bool needs_loader(Pseudo p) { return p != Pseudo::None && p != Pseudo::Func; }
 
 }  // namespace
 
+Interpreter::Interpreter(const Program& prog, std::vector<HelperFn> fns)
+    : prog_(&prog), helper_fns_(std::move(fns)) {
+  code_.reserve(prog.insts.size());
+  for (const Inst& in : prog.insts) {
+    ExecInsn x{static_cast<uint8_t>(in.op), in.dst, in.src, 0, in.off, 0, in.imm, in.target};
+    // ld_imm64: both halves of the constant, one per slot.
+    if (in.op == Op::LDDW)
+      x.imm = static_cast<int32_t>(static_cast<uint32_t>(in.second_half ? in.imm64 >> 32 : in.imm64));
+    code_.push_back(x);
+  }
+}
+
 Result<Interpreter> Interpreter::create(const Program& prog, const HelperTable& helpers) {
   std::vector<HelperFn> fns(prog.insts.size(), nullptr);
   for (size_t i = 0; i < prog.insts.size(); ++i) {
@@ -49,9 +61,10 @@ Result<Interpreter> Interpreter::create(const Program& prog, const HelperTable& 
     } else if (in.op == Op::CALL_KFUNC) {
       return fault_at(prog, i, "kernel function (kfunc) calls are not supported in user space");
     } else if (in.op == Op::LDDW && needs_loader(in.pseudo())) {
-      return fault_at(prog, i,
-                      "ld_imm64 with pseudo source " + std::to_string(in.src) +
-                          " refers to a map: load the program from an object file so the loader can resolve it");
+      return fault_at(
+          prog, i,
+          "ld_imm64 with pseudo source " + std::to_string(in.src) +
+              " refers to a map: load the program from an object file so the loader can resolve it");
     }
   }
   Interpreter interp(prog, std::move(fns));
@@ -85,7 +98,7 @@ static inline void store(uint64_t addr, T v) {
 template <bool Checked, bool Traced>
 Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) const {
   struct Frame {
-    const Inst* ret;
+    const ExecInsn* ret;
     uint64_t saved[4];  // r6..r9
     uint64_t fp;
   };
@@ -108,13 +121,15 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
   call.guard = Checked ? &guard : nullptr;
   call.env = opts.helper_env;
   call.trace_out = opts.trace_out;
-  if (opts.random_seed) call.prandom_state = opts.random_seed;
-  else call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
+  if (opts.random_seed)
+    call.prandom_state = opts.random_seed;
+  else
+    call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
 
-  const Inst* const base = prog_->insts.data();
-  const size_t n = prog_->insts.size();
-  const Inst* ip = base;
-  const Inst* callee = nullptr;
+  const ExecInsn* const base = code_.data();
+  const size_t n = code_.size();
+  const ExecInsn* ip = base;
+  const ExecInsn* callee = nullptr;
   uint64_t budget = opts.insn_budget;
   uint64_t fault_addr = 0, fault_size = 0;
   bool fault_write = false;
@@ -125,169 +140,169 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
 #undef EMBER_X
   };
 
-#define DISPATCH()                                                           \
-  do {                                                                       \
-    if constexpr (Checked) {                                                 \
-      if (budget-- == 0) goto out_of_budget;                                 \
-    }                                                                        \
+#define DISPATCH()                                                              \
+  do {                                                                          \
+    if constexpr (Checked) {                                                    \
+      if (budget-- == 0) goto out_of_budget;                                    \
+    }                                                                           \
     if constexpr (Traced) opts.trace(TraceStep{size_t(ip - base), reg, depth}); \
-    goto* labels[static_cast<uint8_t>(ip->op)];                              \
+    goto* labels[ip->op];                                                       \
   } while (0)
-#define NEXT() \
-  do {         \
-    ++ip;      \
+#define NEXT()  \
+  do {          \
+    ++ip;       \
     DISPATCH(); \
   } while (0)
 #define DST reg[ip->dst]
 #define SRC reg[ip->src]
-#define IMM ip->imm64
+#define IMM static_cast<uint64_t>(static_cast<int64_t>(ip->imm))
 #define U32(x) static_cast<uint32_t>(x)
 #define S32(x) static_cast<int32_t>(x)
 #define S64(x) static_cast<int64_t>(x)
 
 // Binary ALU operations in both widths and both source kinds.
-#define ALU_BOTH(NAME, OP)                            \
-  op_##NAME##64_IMM : DST = DST OP IMM;               \
-  NEXT();                                             \
-  op_##NAME##64_REG : DST = DST OP SRC;               \
-  NEXT();                                             \
+#define ALU_BOTH(NAME, OP)                             \
+  op_##NAME##64_IMM : DST = DST OP IMM;                \
+  NEXT();                                              \
+  op_##NAME##64_REG : DST = DST OP SRC;                \
+  NEXT();                                              \
   op_##NAME##32_IMM : DST = U32(U32(DST) OP U32(IMM)); \
-  NEXT();                                             \
+  NEXT();                                              \
   op_##NAME##32_REG : DST = U32(U32(DST) OP U32(SRC)); \
   NEXT();
 
-#define SHIFT_BOTH(NAME, EXPR64, EXPR32)        \
-  op_##NAME##64_IMM : {                         \
-    uint64_t s = IMM & 63;                      \
-    DST = EXPR64;                               \
-    NEXT();                                     \
-  }                                             \
-  op_##NAME##64_REG : {                         \
-    uint64_t s = SRC & 63;                      \
-    DST = EXPR64;                               \
-    NEXT();                                     \
-  }                                             \
-  op_##NAME##32_IMM : {                         \
-    uint32_t s = U32(IMM) & 31;                 \
-    DST = U32(EXPR32);                          \
-    NEXT();                                     \
-  }                                             \
-  op_##NAME##32_REG : {                         \
-    uint32_t s = U32(SRC) & 31;                 \
-    DST = U32(EXPR32);                          \
-    NEXT();                                     \
+#define SHIFT_BOTH(NAME, EXPR64, EXPR32) \
+  op_##NAME##64_IMM : {                  \
+    uint64_t s = IMM & 63;               \
+    DST = EXPR64;                        \
+    NEXT();                              \
+  }                                      \
+  op_##NAME##64_REG : {                  \
+    uint64_t s = SRC & 63;               \
+    DST = EXPR64;                        \
+    NEXT();                              \
+  }                                      \
+  op_##NAME##32_IMM : {                  \
+    uint32_t s = U32(IMM) & 31;          \
+    DST = U32(EXPR32);                   \
+    NEXT();                              \
+  }                                      \
+  op_##NAME##32_REG : {                  \
+    uint32_t s = U32(SRC) & 31;          \
+    DST = U32(EXPR32);                   \
+    NEXT();                              \
   }
 
 // Division follows the ISA, not the CPU: x/0 = 0, x%0 = x, and the signed
 // INT_MIN/-1 case wraps (kernel: the verifier patches these the same way).
-#define DIV_BOTH(NAME, SRCV)                                                              \
-  op_DIV64_##NAME : {                                                                     \
-    uint64_t s = SRCV;                                                                    \
-    DST = s ? DST / s : 0;                                                                \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_MOD64_##NAME : {                                                                     \
-    uint64_t s = SRCV;                                                                    \
-    DST = s ? DST % s : DST;                                                              \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_SDIV64_##NAME : {                                                                    \
-    int64_t s = S64(SRCV), d = S64(DST);                                                  \
-    DST = s == 0 ? 0 : s == -1 ? 0 - DST : static_cast<uint64_t>(d / s);                  \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_SMOD64_##NAME : {                                                                    \
-    int64_t s = S64(SRCV), d = S64(DST);                                                  \
-    DST = s == 0 ? DST : s == -1 ? 0 : static_cast<uint64_t>(d % s);                      \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_DIV32_##NAME : {                                                                     \
-    uint32_t s = U32(SRCV);                                                               \
-    DST = s ? U32(DST) / s : 0;                                                           \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_MOD32_##NAME : {                                                                     \
-    uint32_t s = U32(SRCV);                                                               \
-    DST = s ? U32(DST) % s : U32(DST);                                                    \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_SDIV32_##NAME : {                                                                    \
-    int32_t s = S32(SRCV), d = S32(DST);                                                  \
-    DST = s == 0 ? 0 : s == -1 ? U32(0u - U32(DST)) : U32(d / s);                         \
-    NEXT();                                                                               \
-  }                                                                                       \
-  op_SMOD32_##NAME : {                                                                    \
-    int32_t s = S32(SRCV), d = S32(DST);                                                  \
-    DST = s == 0 ? U32(DST) : s == -1 ? 0 : U32(d % s);                                   \
-    NEXT();                                                                               \
+#define DIV_BOTH(NAME, SRCV)                                             \
+  op_DIV64_##NAME : {                                                    \
+    uint64_t s = SRCV;                                                   \
+    DST = s ? DST / s : 0;                                               \
+    NEXT();                                                              \
+  }                                                                      \
+  op_MOD64_##NAME : {                                                    \
+    uint64_t s = SRCV;                                                   \
+    DST = s ? DST % s : DST;                                             \
+    NEXT();                                                              \
+  }                                                                      \
+  op_SDIV64_##NAME : {                                                   \
+    int64_t s = S64(SRCV), d = S64(DST);                                 \
+    DST = s == 0 ? 0 : s == -1 ? 0 - DST : static_cast<uint64_t>(d / s); \
+    NEXT();                                                              \
+  }                                                                      \
+  op_SMOD64_##NAME : {                                                   \
+    int64_t s = S64(SRCV), d = S64(DST);                                 \
+    DST = s == 0 ? DST : s == -1 ? 0 : static_cast<uint64_t>(d % s);     \
+    NEXT();                                                              \
+  }                                                                      \
+  op_DIV32_##NAME : {                                                    \
+    uint32_t s = U32(SRCV);                                              \
+    DST = s ? U32(DST) / s : 0;                                          \
+    NEXT();                                                              \
+  }                                                                      \
+  op_MOD32_##NAME : {                                                    \
+    uint32_t s = U32(SRCV);                                              \
+    DST = s ? U32(DST) % s : U32(DST);                                   \
+    NEXT();                                                              \
+  }                                                                      \
+  op_SDIV32_##NAME : {                                                   \
+    int32_t s = S32(SRCV), d = S32(DST);                                 \
+    DST = s == 0 ? 0 : s == -1 ? U32(0u - U32(DST)) : U32(d / s);        \
+    NEXT();                                                              \
+  }                                                                      \
+  op_SMOD32_##NAME : {                                                   \
+    int32_t s = S32(SRCV), d = S32(DST);                                 \
+    DST = s == 0 ? U32(DST) : s == -1 ? 0 : U32(d % s);                  \
+    NEXT();                                                              \
   }
 
-#define JUMP_IF(COND)     \
-  do {                    \
-    if (COND)             \
+#define JUMP_IF(COND)         \
+  do {                        \
+    if (COND)                 \
       ip = base + ip->target; \
-    else                  \
-      ++ip;               \
-    DISPATCH();           \
+    else                      \
+      ++ip;                   \
+    DISPATCH();               \
   } while (0)
 
-#define JMP_ALL(NAME, CMP64, CMP32)                            \
-  op_##NAME##_IMM : JUMP_IF(CMP64(DST, IMM));                  \
-  op_##NAME##_REG : JUMP_IF(CMP64(DST, SRC));                  \
-  op_##NAME##32_IMM : JUMP_IF(CMP32(U32(DST), U32(IMM)));      \
+#define JMP_ALL(NAME, CMP64, CMP32)                       \
+  op_##NAME##_IMM : JUMP_IF(CMP64(DST, IMM));             \
+  op_##NAME##_REG : JUMP_IF(CMP64(DST, SRC));             \
+  op_##NAME##32_IMM : JUMP_IF(CMP32(U32(DST), U32(IMM))); \
   op_##NAME##32_REG : JUMP_IF(CMP32(U32(DST), U32(SRC)));
 
 #define UCMP(OP) [](uint64_t a, uint64_t b) { return a OP b; }
 #define SCMP64(OP) [](uint64_t a, uint64_t b) { return S64(a) OP S64(b); }
 #define SCMP32(OP) [](uint32_t a, uint32_t b) { return S32(a) OP S32(b); }
 
-#define CHECK_ACCESS(ADDR, SIZE, WRITE)                                       \
-  do {                                                                        \
-    if constexpr (Checked) {                                                  \
-      if (!guard.allows(ADDR, SIZE, WRITE)) {                                 \
-        fault_addr = ADDR, fault_size = SIZE, fault_write = WRITE;            \
-        goto mem_fault;                                                       \
-      }                                                                       \
-    }                                                                         \
+#define CHECK_ACCESS(ADDR, SIZE, WRITE)                            \
+  do {                                                             \
+    if constexpr (Checked) {                                       \
+      if (!guard.allows(ADDR, SIZE, WRITE)) {                      \
+        fault_addr = ADDR, fault_size = SIZE, fault_write = WRITE; \
+        goto mem_fault;                                            \
+      }                                                            \
+    }                                                              \
   } while (0)
 
-#define LDX(NAME, T, EXT)                                         \
-  op_##NAME : {                                                   \
-    uint64_t a = SRC + static_cast<int64_t>(ip->off);             \
-    CHECK_ACCESS(a, sizeof(T), false);                            \
-    DST = static_cast<uint64_t>(static_cast<EXT>(load<T>(a)));    \
-    NEXT();                                                       \
+#define LDX(NAME, T, EXT)                                      \
+  op_##NAME : {                                                \
+    uint64_t a = SRC + static_cast<int64_t>(ip->off);          \
+    CHECK_ACCESS(a, sizeof(T), false);                         \
+    DST = static_cast<uint64_t>(static_cast<EXT>(load<T>(a))); \
+    NEXT();                                                    \
   }
-#define STORE(NAME, T, VALUE)                                     \
-  op_##NAME : {                                                   \
-    uint64_t a = DST + static_cast<int64_t>(ip->off);             \
-    CHECK_ACCESS(a, sizeof(T), true);                             \
-    store<T>(a, static_cast<T>(VALUE));                           \
-    NEXT();                                                       \
+#define STORE(NAME, T, VALUE)                         \
+  op_##NAME : {                                       \
+    uint64_t a = DST + static_cast<int64_t>(ip->off); \
+    CHECK_ACCESS(a, sizeof(T), true);                 \
+    store<T>(a, static_cast<T>(VALUE));               \
+    NEXT();                                           \
   }
 
 // Atomics need natural alignment, as the kernel's verifier demands.
-#define ATOMIC_ADDR(T)                                                        \
-  uint64_t a = DST + static_cast<int64_t>(ip->off);                           \
-  CHECK_ACCESS(a, sizeof(T), true);                                           \
-  if constexpr (Checked) {                                                    \
-    if (a % sizeof(T)) {                                                      \
-      fault_addr = a, fault_size = sizeof(T), fault_write = true;             \
-      goto misaligned;                                                        \
-    }                                                                         \
-  }                                                                           \
+#define ATOMIC_ADDR(T)                                            \
+  uint64_t a = DST + static_cast<int64_t>(ip->off);               \
+  CHECK_ACCESS(a, sizeof(T), true);                               \
+  if constexpr (Checked) {                                        \
+    if (a % sizeof(T)) {                                          \
+      fault_addr = a, fault_size = sizeof(T), fault_write = true; \
+      goto misaligned;                                            \
+    }                                                             \
+  }                                                               \
   T* p = reinterpret_cast<T*>(a);
 
-#define ATOMIC_RMW(W, NAME, T, BUILTIN)                                           \
-  op_ATOMIC##W##_##NAME : {                                                    \
-    ATOMIC_ADDR(T);                                                            \
-    BUILTIN(p, static_cast<T>(SRC), __ATOMIC_SEQ_CST);                         \
-    NEXT();                                                                    \
-  }                                                                            \
-  op_ATOMIC##W##_FETCH_##NAME : {                                                        \
-    ATOMIC_ADDR(T);                                                            \
+#define ATOMIC_RMW(W, NAME, T, BUILTIN)                                             \
+  op_ATOMIC##W##_##NAME : {                                                         \
+    ATOMIC_ADDR(T);                                                                 \
+    BUILTIN(p, static_cast<T>(SRC), __ATOMIC_SEQ_CST);                              \
+    NEXT();                                                                         \
+  }                                                                                 \
+  op_ATOMIC##W##_FETCH_##NAME : {                                                   \
+    ATOMIC_ADDR(T);                                                                 \
     SRC = static_cast<uint64_t>(BUILTIN(p, static_cast<T>(SRC), __ATOMIC_SEQ_CST)); \
-    NEXT();                                                                    \
+    NEXT();                                                                         \
   }
 
   DISPATCH();
@@ -432,20 +447,23 @@ op_ATOMIC32_CMPXCHG : {
 }
 
 op_LDDW:
-  DST = ip->pseudo() == Pseudo::Func ? (kFuncAddrTag | ip->target) : IMM;
+  DST =
+      ip->src == static_cast<uint8_t>(Pseudo::Func)
+          ? (kFuncAddrTag | ip->target)
+          : (static_cast<uint64_t>(static_cast<uint32_t>(ip[1].imm)) << 32) | static_cast<uint32_t>(ip->imm);
   ip += 2;
   DISPATCH();
 
   // Legacy packet loads (socket filters): network byte order; an
   // out-of-bounds offset ends the program with r0 = 0, as in the kernel.
-#define LD_PACKET(NAME, T, SWAP, INDIRECT)                                              \
-  op_##NAME : {                                                                         \
-    int64_t o = static_cast<int64_t>(ip->imm) + (INDIRECT ? S64(S32(SRC)) : 0);         \
+#define LD_PACKET(NAME, T, SWAP, INDIRECT)                                                    \
+  op_##NAME : {                                                                               \
+    int64_t o = static_cast<int64_t>(ip->imm) + (INDIRECT ? S64(S32(SRC)) : 0);               \
     if (o < 0 || static_cast<uint64_t>(o) + sizeof(T) > in.packet.size()) return uint64_t{0}; \
-    T v;                                                                                \
-    std::memcpy(&v, in.packet.data() + o, sizeof(T));                                   \
-    reg[0] = SWAP(v);                                                                   \
-    NEXT();                                                                             \
+    T v;                                                                                      \
+    std::memcpy(&v, in.packet.data() + o, sizeof(T));                                         \
+    reg[0] = SWAP(v);                                                                         \
+    NEXT();                                                                                   \
   }
 #define NOSWAP(v) (v)
   LD_PACKET(LDABS_B, uint8_t, NOSWAP, false)
@@ -467,7 +485,7 @@ op_CALLX : {
   uint64_t v = DST;
   if ((v & kFuncAddrMask) == kFuncAddrTag) {
     uint64_t t = v & ~kFuncAddrMask;
-    if (t >= n || base[t].second_half)
+    if (t >= n || prog_->insts[t].second_half)
       return fault_at(*prog_, ip - base, "callx to " + hex(v) + ", not an instruction of this program");
     callee = base + t;
     goto enter_call;
