@@ -18,6 +18,7 @@
 #include "ember/vm.hpp"
 #include "support/conformance_data.hpp"
 #include "support/kernel_bpf.hpp"
+#include "test_util.hpp"
 
 namespace ember::testing {
 namespace {
@@ -31,12 +32,7 @@ std::string kernel_oracle_unavailable() {
 }
 
 RawInsn insn(uint8_t opcode, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  RawInsn r;
-  r.opcode = opcode;
-  r.set_regs(dst, src);
-  r.off = off;
-  r.imm = imm;
-  return r;
+  return raw(opcode, dst, src, off, imm);
 }
 
 std::string hex64(uint64_t v) {
@@ -70,7 +66,8 @@ std::string listing(std::span<const RawInsn> insns) {
 // Where two memories first differ, for messages.
 std::string mem_diff(const std::vector<uint8_t>& ember, const std::vector<uint8_t>& kernel) {
   if (ember.size() != kernel.size())
-    return "sizes differ: Ember " + std::to_string(ember.size()) + ", kernel " + std::to_string(kernel.size());
+    return "sizes differ: Ember " + std::to_string(ember.size()) + ", kernel " +
+           std::to_string(kernel.size());
   for (size_t i = 0; i < ember.size(); ++i)
     if (ember[i] != kernel[i]) {
       char b[96];
@@ -133,8 +130,7 @@ TEST(KernelDiff, HarnessRunsBodiesAndReportsRejections) {
   ASSERT_TRUE(k) << k.error().message;
   EXPECT_EQ(*k, 0x40ull);  // (0x8000000000000010 + 16) << 1
   EXPECT_EQ(note, "");
-  std::vector<uint8_t> want = {0xf0, 0xde, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12,
-                               0x20, 0,    0,    0,    0,    0,    0,    0x80};
+  std::vector<uint8_t> want = {0xf0, 0xde, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12, 0x20, 0, 0, 0, 0, 0, 0, 0x80};
   EXPECT_EQ(after, want) << mem_diff(after, want);
   auto e = run_in_ember(*prog, mem, default_helper_table());
   ASSERT_TRUE(e.r0) << e.r0.error().message;
@@ -192,8 +188,8 @@ TEST(KernelDiff, ConformanceProgramsAgreeWithTheKernel) {
     auto e = run_in_ember(*insns, c->mem, helpers);
     ++compared;
     if (!e.r0) {
-      ADD_FAILURE() << c->name << ": the kernel ran it (r0 = " << hex64(*k) << ") but Ember failed: "
-                    << e.r0.error().message << "\n"
+      ADD_FAILURE() << c->name << ": the kernel ran it (r0 = " << hex64(*k)
+                    << ") but Ember failed: " << e.r0.error().message << "\n"
                     << listing(*insns);
       continue;
     }
@@ -206,7 +202,8 @@ TEST(KernelDiff, ConformanceProgramsAgreeWithTheKernel) {
     return s.empty() ? std::string("none") : s;
   };
   std::printf(
-      "kernel oracle: %zu of %zu conformance programs compared with the kernel, %zu rejected by its verifier, "
+      "kernel oracle: %zu of %zu conformance programs compared with the kernel, %zu rejected by its "
+      "verifier, "
       "%zu skipped (helper calls: %s; expected errors: %s)\n",
       compared, files.size(), rejected.size(), skipped_helpers.size() + skipped_errors.size(),
       names(skipped_helpers).c_str(), names(skipped_errors).c_str());
@@ -226,7 +223,7 @@ TEST(KernelDiff, ConformanceProgramsAgreeWithTheKernel) {
 // forward jumps (JMP and JMP32, conditional on registers and immediates, ja
 // and gotol); finally every register and stack slot folded into r0.
 
-constexpr int kSlots = 8;  // 8-byte stack slots at r10-8 .. r10-64
+constexpr int kSlots = 8;             // 8-byte stack slots at r10-8 .. r10-64
 constexpr int16_t kMemPtrSlot = -72;  // memory programs keep r1 (the memory) here
 constexpr size_t kMemSize = 64;
 
@@ -240,7 +237,8 @@ class RandomProgram {
     out_.clear();
     mem_.clear();
     if (memory_) {
-      for (size_t i = 0; i < kMemSize; ++i) mem_.push_back(static_cast<uint8_t>(pick(4) == 0 ? 0xff : rng_()));
+      for (size_t i = 0; i < kMemSize; ++i)
+        mem_.push_back(static_cast<uint8_t>(pick(4) == 0 ? 0xff : rng_()));
       emit(0x7b, 10, 1, kMemPtrSlot, 0);  // *(u64 *)(r10 - 72) = r1
     }
     for (uint8_t r = 0; r <= 9; ++r) load_constant(r);
@@ -293,9 +291,9 @@ class RandomProgram {
   uint8_t reg() { return static_cast<uint8_t>(pick(10)); }
 
   int32_t interesting_imm() {
-    static constexpr int32_t kImms[] = {0,  1,  -1,        2,         -2,     7,     31,      32,
-                                        33, 63, 64,        INT32_MIN, INT32_MAX, 0xff, 0x80, 0xffff,
-                                        -0x8000, 0x8000, 0x7f, 0x7fff};
+    static constexpr int32_t kImms[] = {0,    1,      -1,      2,      -2,        7,         31,
+                                        32,   33,     63,      64,     INT32_MIN, INT32_MAX, 0xff,
+                                        0x80, 0xffff, -0x8000, 0x8000, 0x7f,      0x7fff};
     return pick(3) == 0 ? static_cast<int32_t>(rng_()) : kImms[pick(std::size(kImms))];
   }
 
@@ -344,7 +342,7 @@ class RandomProgram {
     bool div = op == 0x30 || op == 0x90;
     if (shift && !by_reg) imm = static_cast<int32_t>(pick(wide ? 64 : 32));  // the verifier rejects larger
     if (div && !by_reg && (imm == 0 || pick(4) == 0)) imm = -1;  // the verifier rejects division by 0
-    int16_t off = div && pick(2) ? 1 : 0;      // sdiv / smod
+    int16_t off = div && pick(2) ? 1 : 0;                        // sdiv / smod
     emit(static_cast<uint8_t>(op | cls | (by_reg ? 0x08 : 0)), reg(), by_reg ? reg() : 0, off,
          by_reg ? 0 : imm);
   }
@@ -353,11 +351,11 @@ class RandomProgram {
   void edge_value() {
     uint8_t r = reg();
     switch (pick(5)) {
-      case 0: emit(0xb7, r, 0, 0, -1); break;          // r = -1
-      case 1: emit(0xb4, r, 0, 0, INT32_MIN); break;   // w = INT32_MIN
-      case 2: emit(0xb7, r, 0, 0, INT32_MIN); break;   // r = (s64)INT32_MIN
-      case 3: emit(0xb7, r, 0, 0, 0); break;           // r = 0
-      default:                                         // r = INT64_MIN
+      case 0: emit(0xb7, r, 0, 0, -1); break;         // r = -1
+      case 1: emit(0xb4, r, 0, 0, INT32_MIN); break;  // w = INT32_MIN
+      case 2: emit(0xb7, r, 0, 0, INT32_MIN); break;  // r = (s64)INT32_MIN
+      case 3: emit(0xb7, r, 0, 0, 0); break;          // r = 0
+      default:                                        // r = INT64_MIN
         emit(0xb7, r, 0, 0, 1);
         emit(0x67, r, 0, 0, 63);
         break;
@@ -397,7 +395,7 @@ class RandomProgram {
     uint8_t size_bits = static_cast<uint8_t>(pick(4) << 3);
     int size = kSizeOf[size_bits >> 3];
     switch (pick(3)) {
-      case 0: emit(static_cast<uint8_t>(0x63 | size_bits), 10, reg(), stack_off(size), 0); break;    // stx
+      case 0: emit(static_cast<uint8_t>(0x63 | size_bits), 10, reg(), stack_off(size), 0); break;  // stx
       case 1: emit(static_cast<uint8_t>(0x62 | size_bits), 10, 0, stack_off(size), interesting_imm()); break;
       default: {  // ldx, or the sign-extending ldsx (not for 8 bytes)
         bool sx = size != 8 && pick(2);
@@ -438,7 +436,8 @@ class RandomProgram {
   void memory_access() {
     static constexpr int kSizeOf[] = {4, 2, 1, 8};
     uint8_t x = static_cast<uint8_t>(1 + pick(9)), y;  // X is never r0, which cmpxchg writes
-    do y = reg(); while (y == x);                      // the pointer must not leak into memory
+    do y = reg();
+    while (y == x);  // the pointer must not leak into memory
     uint8_t size_bits = static_cast<uint8_t>(pick(4) << 3);
     int size = kSizeOf[size_bits >> 3];
     int16_t off = static_cast<int16_t>(size * static_cast<int>(pick(static_cast<uint32_t>(kMemSize) / size)));
@@ -446,7 +445,7 @@ class RandomProgram {
     emit(0x79, x, 10, kMemPtrSlot, 0);
     bool overwrite = true;
     switch (pick(4)) {
-      case 0: emit(static_cast<uint8_t>(0x63 | size_bits), x, y, off, 0); break;                 // stx
+      case 0: emit(static_cast<uint8_t>(0x63 | size_bits), x, y, off, 0); break;                  // stx
       case 1: emit(static_cast<uint8_t>(0x62 | size_bits), x, 0, off, interesting_imm()); break;  // st
       case 2: {  // ldx, ldsx; into X itself sometimes
         bool sx = size != 8 && pick(2);
@@ -536,8 +535,10 @@ class Coverage {
         case Form::JmpImm:
         case Form::JmpReg: {
           auto it = branches_.find(info.op);
-          if (it == branches_.end() || it->second[0] == 0) missing.push_back(std::string("not taken ") + info.name);
-          if (it == branches_.end() || it->second[1] == 0) missing.push_back(std::string("taken ") + info.name);
+          if (it == branches_.end() || it->second[0] == 0)
+            missing.push_back(std::string("not taken ") + info.name);
+          if (it == branches_.end() || it->second[1] == 0)
+            missing.push_back(std::string("taken ") + info.name);
           break;
         }
         default: break;
@@ -595,18 +596,31 @@ class Coverage {
     uint64_t dst = s.regs[in.dst] & mask;
     uint64_t src = info.form == Form::AluReg ? s.regs[in.src] & mask : in.imm64 & mask;
     switch (in.op) {
-      case Op::DIV64_REG: case Op::DIV32_REG: case Op::MOD64_REG: case Op::MOD32_REG:
+      case Op::DIV64_REG:
+      case Op::DIV32_REG:
+      case Op::MOD64_REG:
+      case Op::MOD32_REG:
         if (src == 0) ++by_zero_[in.op];
         break;
-      case Op::SDIV64_REG: case Op::SDIV32_REG: case Op::SMOD64_REG: case Op::SMOD32_REG:
-      case Op::SDIV64_IMM: case Op::SDIV32_IMM: case Op::SMOD64_IMM: case Op::SMOD32_IMM:
+      case Op::SDIV64_REG:
+      case Op::SDIV32_REG:
+      case Op::SMOD64_REG:
+      case Op::SMOD32_REG:
+      case Op::SDIV64_IMM:
+      case Op::SDIV32_IMM:
+      case Op::SMOD64_IMM:
+      case Op::SMOD32_IMM:
         if (src == 0) ++by_zero_[in.op];
         if (dst == int_min && src == mask) ++min_by_minus1_[in.op];
         break;
-      case Op::LSH64_REG: case Op::RSH64_REG: case Op::ARSH64_REG:
+      case Op::LSH64_REG:
+      case Op::RSH64_REG:
+      case Op::ARSH64_REG:
         if (s.regs[in.src] >= 64) ++wide_shift_[in.op];
         break;
-      case Op::LSH32_REG: case Op::RSH32_REG: case Op::ARSH32_REG:
+      case Op::LSH32_REG:
+      case Op::RSH32_REG:
+      case Op::ARSH32_REG:
         if (s.regs[in.src] >= 32) ++wide_shift_[in.op];
         break;
       default: break;
@@ -668,7 +682,8 @@ std::string state_diff(std::span<const RawInsn> insns, size_t body_end, const st
     probe.push_back(insn(0x95, 0, 0, 0, 0));
     Outcome o = run_both(probe, mem, helpers);
     if (!o.kernel || (o.ember && *o.ember == *o.kernel)) continue;
-    std::string where = n <= 9 ? "r" + std::to_string(n) : "*(u64 *)(r10 - " + std::to_string(8 * (n - 9)) + ")";
+    std::string where =
+        n <= 9 ? "r" + std::to_string(n) : "*(u64 *)(r10 - " + std::to_string(8 * (n - 9)) + ")";
     out += "  " + where + ": Ember " + result_text(o.ember) + ", kernel " + result_text(o.kernel) + "\n";
   }
   Outcome whole = run_both(insns, mem, helpers);
@@ -723,10 +738,11 @@ TEST(KernelDiff, RandomProgramsAgreeWithTheKernel) {
                   << state_diff(small, gen.body_end(), gen.mem(), helpers);
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("kernel oracle: %d random programs compared (%d agree, %d differ), %d rejected by the kernel, "
-              "in %.1f s; %d of the %d with memory changed it\n  coverage: %s\n",
-              compared, compared - mismatches, mismatches, rejected, seconds, memory_changed, memory_programs,
-              coverage.summary().c_str());
+  std::printf(
+      "kernel oracle: %d random programs compared (%d agree, %d differ), %d rejected by the kernel, "
+      "in %.1f s; %d of the %d with memory changed it\n  coverage: %s\n",
+      compared, compared - mismatches, mismatches, rejected, seconds, memory_changed, memory_programs,
+      coverage.summary().c_str());
   EXPECT_EQ(mismatches, 0);
   EXPECT_EQ(rejected, 0) << "first rejection: " << first_rejection;
   EXPECT_EQ(compared, kPrograms);

@@ -333,9 +333,12 @@ const Template& template_for(Op op, Pseudo pseudo, Syntax syntax) {
   return t.all[static_cast<size_t>(i)];
 }
 
-std::string render(const Template& t, const Inst& inst) {
+namespace {
+
+// Copies a template's text, replacing each hole with what `fill_hole` says.
+template <class Fill>
+std::string expand(const std::string& s, Fill&& fill_hole) {
   std::string out;
-  const std::string& s = t.text;
   for (size_t i = 0; i < s.size();) {
     size_t len = 0;
     const HoleName* h = s[i] == '$' ? find_hole(std::string_view(s).substr(i + 1), len) : nullptr;
@@ -343,13 +346,21 @@ std::string render(const Template& t, const Inst& inst) {
       out += s[i++];
       continue;
     }
-    Token hole{TokKind::Hole};
-    hole.hole = h->hole;
-    hole.reg_prefix = h->prefix;
-    out += fill(hole, t, inst);
+    out += fill_hole(*h);
     i += 1 + len;
   }
   return out;
+}
+
+}  // namespace
+
+std::string render(const Template& t, const Inst& inst) {
+  return expand(t.text, [&](const HoleName& h) {
+    Token hole{TokKind::Hole};
+    hole.hole = h.hole;
+    hole.reg_prefix = h.prefix;
+    return fill(hole, t, inst);
+  });
 }
 
 std::string describe(const Template& t) {
@@ -365,21 +376,12 @@ std::string describe(const Template& t) {
                 {Hole::MemImm, "+IMM"},
                 {Hole::JumpOff, "+OFF|LABEL"},
                 {Hole::JumpImm, "+IMM|LABEL"}};
-  std::string out;
-  const std::string& s = t.text;
-  for (size_t i = 0; i < s.size();) {
-    size_t len = 0;
-    const HoleName* h = s[i] == '$' ? find_hole(std::string_view(s).substr(i + 1), len) : nullptr;
-    if (!h) {
-      out += s[i++];
-      continue;
-    }
-    if (h->prefix) out += h->prefix == '%' ? "%r" : std::string(1, h->prefix);
+  return expand(t.text, [](const HoleName& h) {
+    std::string out = h.prefix ? (h.prefix == '%' ? "%r" : std::string(1, h.prefix)) : "";
     for (const auto& n : kNames)
-      if (n.hole == h->hole) out += n.name;
-    i += 1 + len;
-  }
-  return out;
+      if (n.hole == h.hole) out += n.name;
+    return out;
+  });
 }
 
 }  // namespace ember::asm_syntax

@@ -2,26 +2,7 @@
 // .maps, a helper call (bpf_map_lookup_elem), global data in .rodata, .data
 // and .bss (each reached through an ld_imm64 with an R_BPF_64_64 relocation),
 // and a license section.
-//
-// tests/CMakeLists.txt runs plain `clang -target bpf`, which does not search
-// Debian's multiarch directory where <asm/types.h> (needed by <linux/bpf.h>)
-// lives; then the few kernel types used here are declared by hand.
-#if __has_include(<asm/types.h>)
 #include <linux/bpf.h>
-#else
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-typedef int __s32;
-typedef long long __s64;
-typedef __u16 __be16;
-typedef __u32 __be32;
-typedef __u64 __be64;
-typedef __u32 __wsum;
-struct __sk_buff;
-enum { BPF_MAP_TYPE_ARRAY = 2 };
-#endif
 #include <bpf/bpf_helpers.h>
 
 struct {

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "test_util.hpp"
+
 namespace ember::testing {
 namespace {
 
@@ -26,7 +28,8 @@ std::vector<std::string> log_lines(const std::string& log) {
     size_t nl = log.find('\n', pos);
     if (nl == std::string::npos) nl = log.size();
     std::string line = log.substr(pos, nl - pos);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\0')) line.pop_back();
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\0'))
+      line.pop_back();
     if (!line.empty()) lines.push_back(std::move(line));
     pos = nl + 1;
   }
@@ -55,12 +58,7 @@ std::string explain_rejection(const std::string& log, size_t tail_lines) {
 }
 
 RawInsn insn(uint8_t opcode, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  RawInsn r;
-  r.opcode = opcode;
-  r.set_regs(dst, src);
-  r.off = off;
-  r.imm = imm;
-  return r;
+  return raw(opcode, dst, src, off, imm);
 }
 
 constexpr size_t kWrapperLen = 15;
@@ -197,8 +195,8 @@ Result<KernelHarness> KernelHarness::load(std::span<const RawInsn> body, std::sp
   std::vector<uint8_t> value(8 + mem.size(), 0);
   std::copy(mem.begin(), mem.end(), value.begin() + 8);
   if (auto st = kernel_map_update(map->get(), 0, value); !st) return st.error();
-  auto fd =
-      kernel_load(BPF_PROG_TYPE_SOCKET_FILTER, wrap(body, map->get(), static_cast<uint32_t>(mem.size())), log);
+  auto fd = kernel_load(BPF_PROG_TYPE_SOCKET_FILTER,
+                        wrap(body, map->get(), static_cast<uint32_t>(mem.size())), log);
   if (!fd) return fd.error();
   return KernelHarness(std::move(*map), std::move(*fd), mem.size());
 }
@@ -211,7 +209,8 @@ Result<KernelRun> KernelHarness::run(uint32_t repeat) {
 Result<uint64_t> KernelHarness::run_once(std::vector<uint8_t>& mem) {
   auto r = run(1);
   if (!r) return r.error();
-  if (r->retval != 1) return fail("the kernel wrapper returned ", r->retval, ", not 1: the map lookup failed");
+  if (r->retval != 1)
+    return fail("the kernel wrapper returned ", r->retval, ", not 1: the map lookup failed");
   std::vector<uint8_t> value(8 + mem_size_);
   if (auto st = kernel_map_lookup(map_.get(), 0, value); !st) return st.error();
   mem.assign(value.begin() + 8, value.end());
