@@ -8,6 +8,7 @@
 
 #include "ember/asm.hpp"
 #include "ember/elf.hpp"
+#include "ember/object.hpp"
 
 namespace ember::cli {
 
@@ -45,8 +46,10 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text, const std::string&
     }
     int d = hex_digit(c);
     if (d < 0) return fail(what, ": '", c, "' at position ", i, " is not a hex digit");
-    if (pending < 0) pending = d;
-    else out.push_back(static_cast<uint8_t>(pending << 4 | d)), pending = -1;
+    if (pending < 0)
+      pending = d;
+    else
+      out.push_back(static_cast<uint8_t>(pending << 4 | d)), pending = -1;
   }
   if (pending >= 0) return fail(what, ": odd number of hex digits");
   return out;
@@ -80,31 +83,27 @@ Format detect_format(const std::vector<uint8_t>& bytes) {
   return hex_only ? Format::Hex : Format::Asm;
 }
 
-static Result<LoadedCode> load_elf_section(const std::string& path, const std::vector<uint8_t>& bytes,
+// A program of an object, linked with its subprograms: chosen by --section
+// (a SEC() name or a function name) unless the object has only one.
+static Result<LoadedCode> load_elf_program(const std::string& path, const std::vector<uint8_t>& bytes,
                                            const std::string& section) {
-  auto elf = ElfFile::parse(bytes, path);
-  if (!elf) return elf.error();
-  auto code = elf->code_sections();
-  const ElfSection* chosen = nullptr;
+  auto obj = load_object(bytes, path);
+  if (!obj) return obj.error();
   std::string names;
-  for (const ElfSection* s : code) {
-    names += (names.empty() ? "" : ", ") + s->name;
-    if (s->name == section) chosen = s;
+  for (const ObjectProgram& p : obj->programs)
+    names += (names.empty() ? "" : ", ") + p.name + " (" + p.section + ")";
+  const ObjectProgram* chosen = section.empty() ? nullptr : obj->find(section);
+  if (!section.empty() && !chosen)
+    return fail(path, ": no program or section '", section, "' (have: ", names, ")");
+  if (!chosen) {
+    if (obj->programs.size() != 1)
+      return fail(path, ": ", obj->programs.size(), " programs (", names, "): choose one with --section");
+    chosen = &obj->programs[0];
   }
-  if (!section.empty() && !chosen) return fail(path, ": no code section '", section, "' (have: ", names, ")");
-  if (section.empty()) {
-    if (code.size() != 1)
-      return fail(path, ": ", code.size(), " code sections (", names, "): choose one with --section");
-    chosen = code[0];
-  }
-  auto rel = elf->relocations_for(chosen->index);
-  if (!rel) return rel.error();
-  if (!rel->empty())
-    return fail(path, ": section ", chosen->name, " has ", rel->size(),
-                " relocations (maps, global data or calls across sections) that need the object loader");
-  auto insns = bytes_to_insns(chosen->data);
-  if (!insns) return fail(path, ": section ", chosen->name, ": ", insns.error().message);
-  return LoadedCode{std::move(*insns), path + " section " + chosen->name};
+  if (!chosen->data_refs.empty())
+    return fail(path, ": program ", chosen->name, " uses maps or global data (", chosen->data_refs[0].section,
+                "), which Ember's map layer does not provide yet");
+  return LoadedCode{chosen->insns, path + " program " + chosen->name + " (" + chosen->section + ")"};
 }
 
 Result<LoadedCode> load_code(const std::string& path, Format format, const std::string& section) {
@@ -112,15 +111,15 @@ Result<LoadedCode> load_code(const std::string& path, Format format, const std::
   if (!bytes) return bytes.error();
   if (format == Format::Auto) format = detect_format(*bytes);
   switch (format) {
-    case Format::Elf:
-      return load_elf_section(path, *bytes, section);
+    case Format::Elf: return load_elf_program(path, *bytes, section);
     case Format::Asm: {
       auto insns = assemble(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
       if (!insns) return fail(path, ": ", insns.error().message);
       return LoadedCode{std::move(*insns), path};
     }
     case Format::Hex: {
-      auto raw = parse_hex(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()), path);
+      auto raw =
+          parse_hex(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()), path);
       if (!raw) return raw.error();
       *bytes = std::move(*raw);
       [[fallthrough]];
