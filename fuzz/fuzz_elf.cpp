@@ -7,6 +7,7 @@
 
 #include "ember/elf.hpp"
 #include "ember/isa.hpp"
+#include "ember/object.hpp"
 
 namespace {
 
@@ -48,6 +49,14 @@ void walk_code(const ember::ElfSection& sec) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto elf = ember::ElfFile::parse({data, size}, "fuzz.o");
   if (!elf) return 0;
+  // The object loader links programs: whatever it accepts must be consistent.
+  if (auto obj = ember::load_object({data, size}, "fuzz.o")) {
+    for (const ember::ObjectProgram& p : obj->programs) {
+      if (p.origin.size() != p.insns.size()) broken("origin and instructions differ in length");
+      for (const ember::DataRef& d : p.data_refs)
+        if (d.insn + 1 >= p.insns.size()) broken("data reference outside the program");
+    }
+  }
   for (const ember::ElfSection& sec : elf->sections()) walk_section(*elf, sec);
   for (const ember::ElfSection* sec : elf->code_sections()) {
     if (sec->data.empty()) broken("empty code section");
