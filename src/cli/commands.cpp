@@ -326,7 +326,9 @@ const std::vector<Command>& commands() {
        "  --mem HEX       the memory as hex bytes ('00 01 02' or '000102')\n"
        "  --mem-file F    the memory from a file\n"
        "  --trace         print each executed instruction and the registers it changed\n"
-       "  --seed N        seed of bpf_get_prandom_u32 (default: from the clock)\n",
+       "  --seed N        seed of bpf_get_prandom_u32 (default: from the clock)\n"
+       "  --section NAME  for an ELF object: the program (SEC() name or function name),\n"
+       "                  linked with the .text subprograms it calls\n",
        cmd_run},
       {"check", "check a program structurally (decoding, jumps, registers)",
        "usage: ember check FILE [--format auto|raw|hex|asm|elf] [--section NAME]\n"
