@@ -135,3 +135,20 @@ TEST(Cli, ConformancePluginProtocol) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cli, RunsProgramsOfClangBuiltObjects) {
+  std::string dir = EMBER_BPF_OBJ_DIR;
+  auto o = ember("run " + dir + "/subprog.bpf.o --mem 0304000000000000");
+  EXPECT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(o.text, "0x1a\n");
+  auto many = ember("run " + dir + "/multi_prog.bpf.o --mem 05070000");
+  EXPECT_EQ(many.status, 1);
+  EXPECT_TRUE(has(many, "2 programs (first (xdp), second (tc)): choose one with --section")) << many.text;
+  auto chosen = ember("run " + dir + "/multi_prog.bpf.o --section tc --mem 05070000");
+  EXPECT_EQ(chosen.status, 0) << chosen.text;
+  EXPECT_EQ(chosen.text, "0xf\n");
+}
+
+}  // namespace
