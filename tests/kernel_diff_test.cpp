@@ -83,18 +83,30 @@ struct EmberRun {
   std::vector<uint8_t> mem;
 };
 
-// Runs in the interpreter's checked mode, as the conformance tests do.
+// Runs in the interpreter's checked mode, as the conformance tests do, and
+// then in its fast mode (superinstructions), which must agree. Only called
+// for programs the kernel's verifier accepted, so the fast mode is safe.
 EmberRun run_in_ember(std::span<const RawInsn> insns, std::vector<uint8_t> mem, const HelperTable& helpers,
                       const TraceSink& trace = {}) {
   auto prog = decode(insns);
   if (!prog) return {prog.error(), mem};
   auto interp = Interpreter::create(*prog, helpers);
   if (!interp) return {interp.error(), mem};
+  std::vector<uint8_t> fast_mem = mem;
   RunOptions opts;
   opts.checked = true;
   opts.trace = trace;
   opts.random_seed = 1;
   auto r0 = interp->run(RunInput::memory(mem), opts);
+  if (!r0) return {std::move(r0), std::move(mem)};
+  RunOptions fast;
+  fast.checked = false;
+  fast.random_seed = 1;
+  auto f = interp->run(RunInput::memory(fast_mem), fast);
+  if (!f || *f != *r0 || fast_mem != mem)
+    return {Error{"the fast mode disagrees with the checked mode: r0 = " + (f ? hex64(*f) : f.error().message) +
+                  " instead of " + hex64(*r0) + (fast_mem != mem ? ", memory differs" : "")},
+            std::move(mem)};
   return {std::move(r0), std::move(mem)};
 }
 

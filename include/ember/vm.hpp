@@ -76,12 +76,11 @@ struct RunInput {
 // of Inst's 24, so that large programs stream through the cache at two thirds
 // of the cost. ld_imm64 keeps its high half in the second slot's imm.
 struct ExecInsn {
-  uint8_t op;  // Op
+  uint16_t op;  // Op, or a superinstruction of the fast mode
   uint8_t dst;
   uint8_t src;
-  uint8_t pad = 0;
   int16_t off;
-  uint16_t pad2 = 0;
+  uint16_t pad = 0;
   int32_t imm;
   uint32_t target;  // jumps and local calls: absolute slot index
 };
@@ -105,6 +104,7 @@ class Interpreter {
 
   const Program* prog_;
   std::vector<ExecInsn> code_;          // prog_->insts in execution form
+  std::vector<ExecInsn> fast_code_;     // the same with superinstructions (fast mode)
   std::vector<HelperFn> helper_fns_;    // per instruction index; null where not a helper call
   std::vector<HelperFn> helper_by_id_;  // for callx, which names a helper at run time
 };

@@ -8,6 +8,7 @@
 
 #include "ember/asm.hpp"
 #include "ember/vm.hpp"
+#include "vm/superinstructions.hpp"
 
 namespace ember {
 
@@ -41,12 +42,14 @@ Interpreter::Interpreter(const Program& prog, std::vector<HelperFn> fns)
     : prog_(&prog), helper_fns_(std::move(fns)) {
   code_.reserve(prog.insts.size());
   for (const Inst& in : prog.insts) {
-    ExecInsn x{static_cast<uint8_t>(in.op), in.dst, in.src, 0, in.off, 0, in.imm, in.target};
+    ExecInsn x{static_cast<uint16_t>(in.op), in.dst, in.src, in.off, 0, in.imm, in.target};
     // ld_imm64: both halves of the constant, one per slot.
     if (in.op == Op::LDDW)
       x.imm = static_cast<int32_t>(static_cast<uint32_t>(in.second_half ? in.imm64 >> 32 : in.imm64));
     code_.push_back(x);
   }
+  fast_code_ = code_;
+  fused::fuse(fast_code_);
 }
 
 Result<Interpreter> Interpreter::create(const Program& prog, const HelperTable& helpers) {
@@ -126,7 +129,7 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
   else
     call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
 
-  const ExecInsn* const base = code_.data();
+  const ExecInsn* const base = Checked ? code_.data() : fast_code_.data();
   const size_t n = code_.size();
   const ExecInsn* ip = base;
   const ExecInsn* callee = nullptr;
@@ -138,7 +141,19 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
 #define EMBER_X(name, ...) &&op_##name,
       EMBER_OPCODES(EMBER_X)
 #undef EMBER_X
+  // Superinstructions, in the numbering of superinstructions.hpp.
+#define EMBER_PAIR(KB, KA) &&op_F_##KA##_##KB##_II, &&op_F_##KA##_##KB##_IR, &&op_F_##KA##_##KB##_RI, &&op_F_##KA##_##KB##_RR,
+#define EMBER_ROW(KA, ...) EMBER_FUSED_ALU_B(EMBER_PAIR, KA)
+      EMBER_FUSED_ALU_A(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_PAIR
+#define EMBER_LOAD(KB, LOAD, T) &&op_F_##LOAD##_##KB,
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
+      EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
   };
+  static_assert(std::size(labels) == fused::kNumExecOps);
 
 #define DISPATCH()                                                              \
   do {                                                                          \
@@ -445,6 +460,50 @@ op_ATOMIC32_CMPXCHG : {
   reg[0] = expected;
   NEXT();
 }
+
+  // Superinstructions (fast mode only; see superinstructions.hpp). The
+  // second instruction is ip[1]; the value between the two stays in `v`.
+#define IMM2 static_cast<uint64_t>(static_cast<int64_t>(ip[1].imm))
+#define EMBER_PAIR(KB, KA)                                         \
+  op_F_##KA##_##KB##_II : {                                        \
+    DST = fused::alu64<fused::Alu::KB>(fused::alu64<fused::Alu::KA>(DST, IMM), IMM2); \
+    ip += 2;                                                       \
+    DISPATCH();                                                    \
+  }                                                                \
+  op_F_##KA##_##KB##_IR : {                                        \
+    DST = fused::alu64<fused::Alu::KA>(DST, IMM);                  \
+    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);       \
+    ip += 2;                                                       \
+    DISPATCH();                                                    \
+  }                                                                \
+  op_F_##KA##_##KB##_RI : {                                        \
+    DST = fused::alu64<fused::Alu::KB>(fused::alu64<fused::Alu::KA>(DST, SRC), IMM2); \
+    ip += 2;                                                       \
+    DISPATCH();                                                    \
+  }                                                                \
+  op_F_##KA##_##KB##_RR : {                                        \
+    DST = fused::alu64<fused::Alu::KA>(DST, SRC);                  \
+    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);       \
+    ip += 2;                                                       \
+    DISPATCH();                                                    \
+  }
+#define EMBER_ROW(KA, ...) EMBER_FUSED_ALU_B(EMBER_PAIR, KA)
+  EMBER_FUSED_ALU_A(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_PAIR
+#define EMBER_LOAD(KB, LOAD, T)                                     \
+  op_F_##LOAD##_##KB : {                                            \
+    uint64_t v = load<T>(SRC + static_cast<int64_t>(ip->off));      \
+    DST = v;                                                        \
+    reg[ip[1].dst] = fused::alu64<fused::Alu::KB>(reg[ip[1].dst], v); \
+    ip += 2;                                                        \
+    DISPATCH();                                                     \
+  }
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
+  EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
+#undef IMM2
 
 op_LDDW:
   DST =
