@@ -142,16 +142,36 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
       EMBER_OPCODES(EMBER_X)
 #undef EMBER_X
   // Superinstructions, in the numbering of superinstructions.hpp.
-#define EMBER_PAIR(KB, KA) &&op_F_##KA##_##KB##_II, &&op_F_##KA##_##KB##_IR, &&op_F_##KA##_##KB##_RI, &&op_F_##KA##_##KB##_RR,
+#define EMBER_PAIR(KB, KA) \
+  &&op_F_##KA##_##KB##_II, &&op_F_##KA##_##KB##_IR, &&op_F_##KA##_##KB##_RI, &&op_F_##KA##_##KB##_RR,
 #define EMBER_ROW(KA, ...) EMBER_FUSED_ALU_B(EMBER_PAIR, KA)
-      EMBER_FUSED_ALU_A(EMBER_ROW)
+              EMBER_FUSED_ALU_A(EMBER_ROW)
 #undef EMBER_ROW
 #undef EMBER_PAIR
 #define EMBER_LOAD(KB, LOAD, T) &&op_F_##LOAD##_##KB,
 #define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
-      EMBER_FUSED_LOADS(EMBER_ROW)
+                  EMBER_FUSED_LOADS(EMBER_ROW)
 #undef EMBER_ROW
 #undef EMBER_LOAD
+#define EMBER_LOAD(KB, LOAD, T) &&op_FI_##LOAD##_##KB,
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
+                      EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
+#define EMBER_LOAD(C, LOAD, T) &&op_FJ_##LOAD##_##C,
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_COND(EMBER_LOAD, LOAD, T)
+                          EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
+#define EMBER_ADD_JUMP(C, ...) &&op_FA_##C##_I, &&op_FA_##C##_R,
+                              EMBER_FUSED_COND(EMBER_ADD_JUMP)
+#undef EMBER_ADD_JUMP
+          && op_F_JEQ_CHAIN,
+#define EMBER_STORE(SB, TB, SA, TA) &&op_FS_##SA##_##SB,
+#define EMBER_ROW(SA, TA, ...) EMBER_FUSED_STORES_B(EMBER_STORE, SA, TA)
+      EMBER_FUSED_STORES_A(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_STORE
   };
   static_assert(std::size(labels) == fused::kNumExecOps);
 
@@ -461,48 +481,99 @@ op_ATOMIC32_CMPXCHG : {
   NEXT();
 }
 
-  // Superinstructions (fast mode only; see superinstructions.hpp). The
-  // second instruction is ip[1]; the value between the two stays in `v`.
+// Superinstructions (fast mode only; see superinstructions.hpp). The
+// second instruction is ip[1]; the value between the two stays in `v`.
 #define IMM2 static_cast<uint64_t>(static_cast<int64_t>(ip[1].imm))
-#define EMBER_PAIR(KB, KA)                                         \
-  op_F_##KA##_##KB##_II : {                                        \
+#define EMBER_PAIR(KB, KA)                                                            \
+  op_F_##KA##_##KB##_II : {                                                           \
     DST = fused::alu64<fused::Alu::KB>(fused::alu64<fused::Alu::KA>(DST, IMM), IMM2); \
-    ip += 2;                                                       \
-    DISPATCH();                                                    \
-  }                                                                \
-  op_F_##KA##_##KB##_IR : {                                        \
-    DST = fused::alu64<fused::Alu::KA>(DST, IMM);                  \
-    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);       \
-    ip += 2;                                                       \
-    DISPATCH();                                                    \
-  }                                                                \
-  op_F_##KA##_##KB##_RI : {                                        \
+    ip += 2;                                                                          \
+    DISPATCH();                                                                       \
+  }                                                                                   \
+  op_F_##KA##_##KB##_IR : {                                                           \
+    DST = fused::alu64<fused::Alu::KA>(DST, IMM);                                     \
+    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);                          \
+    ip += 2;                                                                          \
+    DISPATCH();                                                                       \
+  }                                                                                   \
+  op_F_##KA##_##KB##_RI : {                                                           \
     DST = fused::alu64<fused::Alu::KB>(fused::alu64<fused::Alu::KA>(DST, SRC), IMM2); \
-    ip += 2;                                                       \
-    DISPATCH();                                                    \
-  }                                                                \
-  op_F_##KA##_##KB##_RR : {                                        \
-    DST = fused::alu64<fused::Alu::KA>(DST, SRC);                  \
-    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);       \
-    ip += 2;                                                       \
-    DISPATCH();                                                    \
+    ip += 2;                                                                          \
+    DISPATCH();                                                                       \
+  }                                                                                   \
+  op_F_##KA##_##KB##_RR : {                                                           \
+    DST = fused::alu64<fused::Alu::KA>(DST, SRC);                                     \
+    DST = fused::alu64<fused::Alu::KB>(DST, reg[ip[1].src]);                          \
+    ip += 2;                                                                          \
+    DISPATCH();                                                                       \
   }
 #define EMBER_ROW(KA, ...) EMBER_FUSED_ALU_B(EMBER_PAIR, KA)
   EMBER_FUSED_ALU_A(EMBER_ROW)
 #undef EMBER_ROW
 #undef EMBER_PAIR
-#define EMBER_LOAD(KB, LOAD, T)                                     \
-  op_F_##LOAD##_##KB : {                                            \
-    uint64_t v = load<T>(SRC + static_cast<int64_t>(ip->off));      \
-    DST = v;                                                        \
+#define EMBER_LOAD(KB, LOAD, T)                                       \
+  op_F_##LOAD##_##KB : {                                              \
+    uint64_t v = load<T>(SRC + static_cast<int64_t>(ip->off));        \
+    DST = v;                                                          \
     reg[ip[1].dst] = fused::alu64<fused::Alu::KB>(reg[ip[1].dst], v); \
-    ip += 2;                                                        \
-    DISPATCH();                                                     \
+    ip += 2;                                                          \
+    DISPATCH();                                                       \
   }
 #define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
   EMBER_FUSED_LOADS(EMBER_ROW)
 #undef EMBER_ROW
 #undef EMBER_LOAD
+#define EMBER_LOAD(KB, LOAD, T)                                                             \
+  op_FI_##LOAD##_##KB : {                                                                   \
+    DST = fused::alu64<fused::Alu::KB>(load<T>(SRC + static_cast<int64_t>(ip->off)), IMM2); \
+    ip += 2;                                                                                \
+    DISPATCH();                                                                             \
+  }
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_ALU_B(EMBER_LOAD, LOAD, T)
+  EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
+#define EMBER_LOAD(C, LOAD, T)                                                           \
+  op_FJ_##LOAD##_##C : {                                                                 \
+    uint64_t v = load<T>(SRC + static_cast<int64_t>(ip->off));                           \
+    DST = v;                                                                             \
+    ip = fused::cmp64<fused::Cond::C>(reg[ip[1].dst], v) ? base + ip[1].target : ip + 2; \
+    DISPATCH();                                                                          \
+  }
+#define EMBER_ROW(LOAD, T, ...) EMBER_FUSED_COND(EMBER_LOAD, LOAD, T)
+  EMBER_FUSED_LOADS(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_LOAD
+#define EMBER_ADD_JUMP(C, ...)                                                             \
+  op_FA_##C##_I : {                                                                        \
+    uint64_t v = DST + IMM;                                                                \
+    DST = v;                                                                               \
+    ip = fused::cmp64<fused::Cond::C>(v, IMM2) ? base + ip[1].target : ip + 2;             \
+    DISPATCH();                                                                            \
+  }                                                                                        \
+  op_FA_##C##_R : {                                                                        \
+    DST = DST + IMM;                                                                       \
+    ip = fused::cmp64<fused::Cond::C>(DST, reg[ip[1].src]) ? base + ip[1].target : ip + 2; \
+    DISPATCH();                                                                            \
+  }
+  EMBER_FUSED_COND(EMBER_ADD_JUMP)
+#undef EMBER_ADD_JUMP
+op_F_JEQ_CHAIN : {
+  uint64_t v = DST;
+  ip = v == IMM ? base + ip->target : v == IMM2 ? base + ip[1].target : ip + 2;
+  DISPATCH();
+}
+#define EMBER_STORE(SB, TB, SA, TA)                                                     \
+  op_FS_##SA##_##SB : {                                                                 \
+    store<TA>(DST + static_cast<int64_t>(ip->off), static_cast<TA>(IMM));               \
+    store<TB>(reg[ip[1].dst] + static_cast<int64_t>(ip[1].off), static_cast<TB>(IMM2)); \
+    ip += 2;                                                                            \
+    DISPATCH();                                                                         \
+  }
+#define EMBER_ROW(SA, TA, ...) EMBER_FUSED_STORES_B(EMBER_STORE, SA, TA)
+  EMBER_FUSED_STORES_A(EMBER_ROW)
+#undef EMBER_ROW
+#undef EMBER_STORE
 #undef IMM2
 
 op_LDDW:
