@@ -482,7 +482,8 @@ op_ATOMIC32_CMPXCHG : {
 }
 
 // Superinstructions (fast mode only; see superinstructions.hpp). The
-// second instruction is ip[1]; the value between the two stays in `v`.
+// second instruction is ip[1]; its register operand is read after the first
+  // result is stored, so it sees the new value when it names that register.
 #define IMM2 static_cast<uint64_t>(static_cast<int64_t>(ip[1].imm))
 #define EMBER_PAIR(KB, KA)                                                            \
   op_F_##KA##_##KB##_II : {                                                           \
