@@ -1,0 +1,34 @@
+// How the map types plug into Map::create and Map::open: one entry per type,
+// each defined next to its implementation.
+#pragma once
+
+#include "ember/maps.hpp"
+#include "maps/segment.hpp"
+
+namespace ember::maps {
+
+struct MapImpl {
+  MapType type;
+  // The type's own checks of the spec (the kernel's map_alloc_check), after
+  // the common ones; an error message says what is wrong.
+  Status (*check)(const MapSpec& spec);
+  // Bytes of shared memory the map needs, header included.
+  size_t (*segment_size)(const MapSpec& spec, uint32_t ncpus);
+  // Builds the map over a segment; `fresh` when it was just created (zeroed)
+  // and its layout must be initialized.
+  MapPtr (*make)(const MapSpec& spec, shm::Segment seg, uint32_t ncpus, bool fresh);
+};
+
+// Every implemented type (src/maps/*.cpp); null for types Ember lacks.
+const MapImpl* find_impl(MapType type);
+
+extern const MapImpl kArrayImpl, kPercpuArrayImpl;
+extern const MapImpl kHashImpl, kPercpuHashImpl, kLruHashImpl, kLruPercpuHashImpl;
+extern const MapImpl kQueueImpl, kStackImpl, kBloomFilterImpl;
+
+Status check_flags(const MapSpec& spec, uint32_t allowed);
+inline uint32_t value_stride(const MapSpec& s) {
+  return static_cast<uint32_t>(shm::round_up(s.value_size, 8));
+}
+
+}  // namespace ember::maps
