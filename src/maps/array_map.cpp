@@ -34,11 +34,9 @@ class ArrayMap final : public Map {
     if (int e = check_update(key, flags)) return e;
     const uint8_t* in = static_cast<const uint8_t*>(value);
     uint8_t* v = slot(key);
-    if (cpus_ == 1) {
-      std::memcpy(v, in, spec_.value_size);
-    } else {
-      for (uint32_t c = 0; c < cpus_; ++c) std::memcpy(v + c * stride_, in + c * stride_, spec_.value_size);
-    }
+    // Per-CPU values travel padded to 8 bytes each, padding included, as
+    // the kernel's bpf_long_memcpy of round_up(value_size, 8) does.
+    std::memcpy(v, in, cpus_ == 1 ? spec_.value_size : static_cast<size_t>(cpus_) * stride_);
     return 0;
   }
 
@@ -95,15 +93,7 @@ class ArrayMap final : public Map {
     return 0;
   }
   void copy_out(const uint8_t* v, uint8_t* out) const {
-    if (cpus_ == 1) {
-      std::memcpy(out, v, spec_.value_size);
-      return;
-    }
-    // Per-CPU values reach the host padded to 8 bytes each, as in the kernel.
-    for (uint32_t c = 0; c < cpus_; ++c) {
-      std::memcpy(out + c * stride_, v + c * stride_, spec_.value_size);
-      std::memset(out + c * stride_ + spec_.value_size, 0, stride_ - spec_.value_size);
-    }
+    std::memcpy(out, v, cpus_ == 1 ? spec_.value_size : static_cast<size_t>(cpus_) * stride_);
   }
 
   uint8_t* data_;

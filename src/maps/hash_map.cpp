@@ -314,7 +314,8 @@ void HashMap::fill_value(Elem* e, const void* value, bool all_cpus, bool fresh) 
     return;
   }
   if (all_cpus) {
-    for (uint32_t c = 0; c < cpus_; ++c) std::memcpy(dst + c * stride_, src + c * stride_, spec_.value_size);
+    // From the host: every CPU's value, padding included (bpf_long_memcpy).
+    std::memcpy(dst, src, static_cast<size_t>(cpus_) * stride_);
     return;
   }
   // From a program: this CPU's value; a new element's others start at zero.
@@ -323,15 +324,7 @@ void HashMap::fill_value(Elem* e, const void* value, bool all_cpus, bool fresh) 
 }
 
 void HashMap::copy_out(Elem* e, uint8_t* out) const {
-  const uint8_t* v = value_of(e);
-  if (cpus_ == 1) {
-    std::memcpy(out, v, spec_.value_size);
-    return;
-  }
-  for (uint32_t c = 0; c < cpus_; ++c) {
-    std::memcpy(out + c * stride_, v + c * stride_, spec_.value_size);
-    std::memset(out + c * stride_ + spec_.value_size, 0, stride_ - spec_.value_size);
-  }
+  std::memcpy(out, value_of(e), cpus_ == 1 ? spec_.value_size : static_cast<size_t>(cpus_) * stride_);
 }
 
 // htab_map_update_elem: EINVAL for unknown flags, EEXIST / ENOENT for
