@@ -4,8 +4,8 @@
 #pragma once
 
 #include <array>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,13 +15,32 @@
 namespace ember {
 
 class MemoryGuard;
+class Map;
+class Interpreter;
+struct RunInput;
+struct RunOptions;
+
+// What helpers need from whoever owns the maps and programs a run uses
+// (the runtime). Optional: without one, map helpers fail cleanly.
+class HelperEnv {
+ public:
+  virtual ~HelperEnv() = default;
+  // The map behind a pointer a program loaded with ld_imm64, or null if it
+  // names none. Checked mode asks; verified code is trusted.
+  virtual Map* map_at(uint64_t ptr) const = 0;
+  // Checked mode, at the start of a run: memory the program may touch
+  // without a helper handing it out (global data).
+  virtual void grant_static(MemoryGuard& guard) const = 0;
+  // The program a prog-array slot holds (bpf_tail_call), or null.
+  virtual const Interpreter* program_by_id(uint32_t id) const = 0;
+};
 
 // Argument and return kinds, named after the kernel's bpf_arg_type and
 // bpf_return_type (include/linux/bpf.h); the verifier consumes them.
 enum class ArgType : uint8_t {
-  None,         // argument not used
-  Anything,     // any initialized value
-  PtrToMem,     // readable memory; size in the next ConstSize argument
+  None,            // argument not used
+  Anything,        // any initialized value
+  PtrToMem,        // readable memory; size in the next ConstSize argument
   PtrToUninitMem,  // writable memory the helper fills; size follows
   ConstSize,
   ConstSizeOrZero,
@@ -29,8 +48,10 @@ enum class ArgType : uint8_t {
   ConstMapPtr,
   PtrToMapKey,
   PtrToMapValue,
+  PtrToUninitMapValue,  // the helper writes a whole value there (map_pop/peek)
   PtrToConstStr,
   PtrToFunc,
+  PtrToStackOrNull,  // callback context
 };
 
 enum class RetType : uint8_t { Integer, Void, MapValueOrNull, MemOrNull };
@@ -48,16 +69,32 @@ struct HelperCall {
   // A helper that finds its arguments unusable in checked mode sets this;
   // the run stops with the message and the instruction index.
   std::string fault;
-  // Embedder state (maps, output sinks); opaque to the VM.
-  void* env = nullptr;
+  // The runtime's maps and programs; null when the run has none.
+  HelperEnv* env = nullptr;
   // Where bpf_trace_printk writes (the kernel's trace_pipe).
   std::FILE* trace_out = stderr;
   // State of bpf_get_prandom_u32 for this run (seeded by the runner).
   uint64_t prandom_state = 0x9E3779B97F4A7C15ull;
 
+  // The run that called the helper: callbacks (bpf_loop,
+  // bpf_for_each_map_elem) run program functions through it.
+  const Interpreter* interp = nullptr;
+  const RunInput* input = nullptr;
+  const RunOptions* options = nullptr;
+  int depth = 0;  // call frames in use, callbacks included (at most 8)
+  // Set by bpf_tail_call: the program to continue in once the helper returns.
+  const Interpreter* tail_target = nullptr;
+  int tail_calls = 0;  // taken so far in this run (the kernel allows 33)
+
   // Checked mode: may the program's pointer be used this way? Records a
   // fault naming `what` when not.
   bool check(uint64_t addr, uint64_t size, bool write, const char* what);
+  // The map a helper argument names (checked against the runtime's maps in
+  // checked mode); null after recording a fault.
+  Map* map(uint64_t ptr, const char* what);
+  // Calls the program function `fn` (a value loaded by ld_imm64 from a
+  // function, as callbacks are passed) with r1-r5; its r0, or an error.
+  Result<uint64_t> invoke(uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 };
 
 using HelperFn = uint64_t (*)(HelperCall& call, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
@@ -89,6 +126,9 @@ class HelperTable {
 
 // The kernel's helpers that this runtime implements (ids from linux/bpf.h).
 std::span<const HelperDef> linux_helpers();
+// Map helpers, bpf_tail_call, bpf_for_each_map_elem, bpf_loop and
+// bpf_current_task_under_cgroup (src/helpers/map_helpers.cpp).
+std::span<const HelperDef> map_helpers();
 // The bpf_conformance suite's table: helper 5 returns its first argument
 // (the "unwind" helper of uBPF that call_unwind_fail expects).
 HelperTable conformance_helper_table();

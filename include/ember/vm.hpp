@@ -32,6 +32,21 @@ class MemoryGuard {
   void set_stack(uint64_t lo, uint64_t hi) { stack_lo_ = lo, stack_hi_ = hi; }
   void clear() { regions_.clear(); }
 
+  // For nested runs (callbacks, tail calls): the caller's stack becomes an
+  // ordinary region while the nested run has its own; restore() undoes it.
+  struct Saved {
+    size_t regions;
+    uint64_t stack_lo, stack_hi;
+  };
+  Saved save() const { return {regions_.size(), stack_lo_, stack_hi_}; }
+  void grant_stack_as_region() {
+    if (stack_hi_ > stack_lo_) regions_.push_back({stack_lo_, stack_hi_ - stack_lo_, true});
+  }
+  void restore(const Saved& s) {
+    regions_.resize(s.regions);
+    stack_lo_ = s.stack_lo, stack_hi_ = s.stack_hi;
+  }
+
  private:
   std::vector<MemRegion> regions_;
   uint64_t stack_lo_ = 0, stack_hi_ = 0;
@@ -52,7 +67,7 @@ struct RunOptions {
   bool checked = true;
   uint64_t insn_budget = 100'000'000;  // checked mode only
   TraceSink trace;                     // implies checked mode
-  void* helper_env = nullptr;          // passed to helpers as HelperCall::env
+  HelperEnv* helper_env = nullptr;     // the maps and programs helpers reach
   std::FILE* trace_out = stderr;       // bpf_trace_printk output
   uint64_t random_seed = 0;            // bpf_get_prandom_u32; 0: seeded from the clock
 };
@@ -97,10 +112,17 @@ class Interpreter {
 
   const Program& program() const { return *prog_; }
 
+  // Runs the function at instruction `target` with r1-r5 on behalf of a
+  // helper (callbacks): the caller's memory stays accessible, the frames in
+  // use count against the limit of 8.
+  Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const;
+
  private:
+  struct Entry;
   Interpreter(const Program& prog, std::vector<HelperFn> fns);
+  Result<uint64_t> run_entry(const RunInput& in, const RunOptions& opts, const Entry& entry) const;
   template <bool Checked, bool Traced>
-  Result<uint64_t> exec(const RunInput& in, const RunOptions& opts) const;
+  Result<uint64_t> exec(const RunInput& in, const RunOptions& opts, const Entry& entry) const;
 
   const Program* prog_;
   std::vector<ExecInsn> code_;          // prog_->insts in execution form

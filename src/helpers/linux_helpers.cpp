@@ -114,10 +114,14 @@ constexpr HelperDef kConformanceUnwind = {5, "conformance_unwind", {RetType::Int
 
 std::span<const HelperDef> linux_helpers() { return kLinuxHelpers; }
 
-HelperTable default_helper_table() { return HelperTable(linux_helpers()); }
+HelperTable default_helper_table() {
+  HelperTable t(linux_helpers());
+  t.add(map_helpers());
+  return t;
+}
 
 HelperTable conformance_helper_table() {
-  HelperTable t(linux_helpers());
+  HelperTable t = default_helper_table();
   t.add(kConformanceUnwind);
   return t;
 }

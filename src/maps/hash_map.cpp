@@ -1,5 +1,6 @@
-// BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH
-// (kernel/bpf/hashtab.c, bpf_lru_list.c), laid out in shared memory.
+// BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH and
+// HASH_OF_MAPS (kernel/bpf/hashtab.c, bpf_lru_list.c), laid out in shared
+// memory. A hash of maps stores inner map ids as 4-byte values.
 //
 // Elements come from a preallocated pool, as in the kernel's default
 // (preallocated) hash maps. Buckets are singly-linked chains of element
@@ -121,18 +122,27 @@ class HashMap final : public Map {
         key_space_(shm::round_up(spec.key_size, 8)),
         stride_(value_stride(spec)),
         cpus_(is_percpu(spec.type) ? ncpus : 1),
-        lru_(is_lru(spec.type)) {
+        lru_(is_lru(spec.type)),
+        of_maps_(spec.type == MapType::HashOfMaps) {
     if (fresh) init(ncpus);
   }
 
   // ---- host side ----
   int lookup(const void* key, void* value) const override {
+    if (of_maps_) return lookup_of_maps(key, value);
     Elem* e = find(key);
     if (!e) return -ENOENT;
     copy_out(e, static_cast<uint8_t*>(value));
     return 0;
   }
   int update(const void* key, const void* value, uint64_t flags) override {
+    if (of_maps_) {
+      uint32_t id;
+      std::memcpy(&id, value, 4);
+      Map* inner = resolver_ ? resolver_->map_by_id(id) : nullptr;
+      if (!inner) return -EBADF;
+      if (!inner_map_compatible(spec_, inner->spec())) return -EINVAL;
+    }
     return upsert(key, value, flags, /*all_cpus=*/true);
   }
   int erase(const void* key) override { return remove(key, nullptr); }
@@ -145,13 +155,19 @@ class HashMap final : public Map {
   void* prog_lookup(const void* key) override {
     Elem* e = find(key);
     if (!e) return nullptr;
+    if (of_maps_) {
+      uint32_t id;
+      std::memcpy(&id, value_of(e), 4);
+      return resolver_ ? resolver_->map_by_id(id) : nullptr;
+    }
     if (lru_) set_ref(e);
     return value_of(e) + (cpus_ > 1 ? current_cpu(cpus_) * stride_ : 0);
   }
   long prog_update(const void* key, const void* value, uint64_t flags) override {
+    if (of_maps_) return -EINVAL;  // only the host changes a map-in-map
     return upsert(key, value, flags, /*all_cpus=*/false);
   }
-  long prog_delete(const void* key) override { return remove(key, nullptr); }
+  long prog_delete(const void* key) override { return of_maps_ ? -EINVAL : remove(key, nullptr); }
   long prog_for_each(const std::function<uint64_t(const void*, void*)>& fn) override;
 
  private:
@@ -238,11 +254,18 @@ class HashMap final : public Map {
   int upsert(const void* key, const void* value, uint64_t flags, bool all_cpus);
   int remove(const void* key, uint8_t* value_out);
 
+  int lookup_of_maps(const void* key, void* value) const {
+    Elem* e = find(key);
+    if (!e) return -ENOENT;
+    std::memcpy(value, value_of(e), 4);  // the inner map's id, as the kernel returns
+    return 0;
+  }
+
   Meta* meta_;
   Bucket* buckets_;
   uint8_t* elems_;
   uint32_t key_space_, stride_, cpus_;
-  bool lru_;
+  bool lru_, of_maps_;
 };
 
 Elem* HashMap::pool_pop() {
@@ -446,6 +469,8 @@ Status check_hash(const MapSpec& s) {
     return fail("map '", s.name, "': BPF_F_NO_COMMON_LRU applies to LRU maps only");
   if (is_percpu(s.type) && s.value_size > 32768)
     return fail("map '", s.name, "': per-CPU value_size ", s.value_size, " exceeds 32768");
+  if (s.type == MapType::HashOfMaps && (s.value_size != 4 || !s.inner))
+    return fail("map '", s.name, "': a hash of maps needs value_size 4 and an inner map definition");
   return check_flags(s, kHashFlags);
 }
 
@@ -464,5 +489,6 @@ const MapImpl kHashImpl = {MapType::Hash, check_hash, hash_size, make_hash};
 const MapImpl kPercpuHashImpl = {MapType::PercpuHash, check_hash, hash_size, make_hash};
 const MapImpl kLruHashImpl = {MapType::LruHash, check_hash, hash_size, make_hash};
 const MapImpl kLruPercpuHashImpl = {MapType::LruPercpuHash, check_hash, hash_size, make_hash};
+const MapImpl kHashOfMapsImpl = {MapType::HashOfMaps, check_hash, hash_size, make_hash};
 
 }  // namespace ember::maps

@@ -71,9 +71,10 @@ Status check_flags(const MapSpec& spec, uint32_t allowed) {
 }
 
 const MapImpl* find_impl(MapType type) {
-  static const MapImpl* const kAll[] = {&kArrayImpl,      &kPercpuArrayImpl, &kHashImpl,
-                                        &kPercpuHashImpl, &kLruHashImpl,     &kLruPercpuHashImpl,
-                                        &kQueueImpl,      &kStackImpl,       &kBloomFilterImpl};
+  static const MapImpl* const kAll[] = {
+      &kArrayImpl,         &kPercpuArrayImpl, &kHashImpl,       &kPercpuHashImpl,  &kLruHashImpl,
+      &kLruPercpuHashImpl, &kQueueImpl,       &kStackImpl,      &kBloomFilterImpl, &kProgArrayImpl,
+      &kArrayOfMapsImpl,   &kHashOfMapsImpl,  &kCgroupArrayImpl};
   for (const MapImpl* m : kAll)
     if (m->type == type) return m;
   return nullptr;

@@ -25,6 +25,13 @@ const MapImpl* find_impl(MapType type);
 extern const MapImpl kArrayImpl, kPercpuArrayImpl;
 extern const MapImpl kHashImpl, kPercpuHashImpl, kLruHashImpl, kLruPercpuHashImpl;
 extern const MapImpl kQueueImpl, kStackImpl, kBloomFilterImpl;
+extern const MapImpl kProgArrayImpl, kArrayOfMapsImpl, kCgroupArrayImpl, kHashOfMapsImpl;
+
+// Whether `inner` may be stored in the map-in-map `outer`.
+bool inner_map_compatible(const MapSpec& outer, const MapSpec& inner);
+// What slot `index` of a PROG_ARRAY, ARRAY_OF_MAPS or CGROUP_ARRAY holds
+// (program id, map id, cgroup id); 0 when empty or not such a map.
+uint64_t fd_array_slot(const Map& m, uint32_t index);
 
 Status check_flags(const MapSpec& spec, uint32_t allowed);
 inline uint32_t value_stride(const MapSpec& s) {

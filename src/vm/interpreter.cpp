@@ -78,11 +78,62 @@ Result<Interpreter> Interpreter::create(const Program& prog, const HelperTable& 
   return interp;
 }
 
+// Where an exec starts: the program's first instruction with r1 = context,
+// or, for a helper's callback or a tail call, an instruction with given
+// registers, inside the run of the helper call `parent`.
+struct Interpreter::Entry {
+  size_t pc = 0;
+  uint64_t args[5] = {};
+  HelperCall* parent = nullptr;
+  int frames_below = 0;  // frames of the parent run beneath this one
+};
+
 Result<uint64_t> Interpreter::run(const RunInput& in, const RunOptions& opts) const {
-  if (opts.trace) return exec<true, true>(in, opts);
-  if (opts.checked) return exec<true, false>(in, opts);
-  return exec<false, false>(in, opts);
+  return run_entry(in, opts, Entry{});
 }
+
+Result<uint64_t> Interpreter::run_entry(const RunInput& in, const RunOptions& opts, const Entry& e) const {
+  if (opts.trace) return exec<true, true>(in, opts, e);
+  if (opts.checked) return exec<true, false>(in, opts, e);
+  return exec<false, false>(in, opts, e);
+}
+
+Result<uint64_t> Interpreter::call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const {
+  if (target >= prog_->insts.size() || prog_->insts[target].second_half)
+    return fail("callback at instruction ", target, " is not an instruction of the program");
+  Entry e{target, {args[0], args[1], args[2], args[3], args[4]}, &parent, parent.depth + 1};
+  return run_entry(*parent.input, *parent.options, e);
+}
+
+Result<uint64_t> HelperCall::invoke(uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                                    uint64_t r5) {
+  if ((fn & kFuncAddrMask) != kFuncAddrTag || !interp)
+    return fail("callback ", hex(fn), " is not a program function");
+  const uint64_t args[5] = {r1, r2, r3, r4, r5};
+  return interp->call_function(*this, fn & ~kFuncAddrMask, args);
+}
+
+namespace {
+
+// A nested exec borrows its parent's memory guard: the parent's stack stays
+// accessible (callbacks get pointers into it) and the guard is restored on
+// the way out, however the nested exec ends.
+class GuardScope {
+ public:
+  GuardScope(MemoryGuard& g, bool nested) : g_(g), nested_(nested), saved_(g.save()) {
+    if (nested) g.grant_stack_as_region();
+  }
+  ~GuardScope() {
+    if (nested_) g_.restore(saved_);
+  }
+
+ private:
+  MemoryGuard& g_;
+  bool nested_;
+  MemoryGuard::Saved saved_;
+};
+
+}  // namespace
 
 template <class T>
 static inline T load(uint64_t addr) {
@@ -99,7 +150,7 @@ static inline void store(uint64_t addr, T v) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-label"  // fault labels are unused in fast mode
 template <bool Checked, bool Traced>
-Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) const {
+Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts, const Entry& entry) const {
   struct Frame {
     const ExecInsn* ret;
     uint64_t saved[4];  // r6..r9
@@ -110,28 +161,54 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts) c
   const uint64_t stack_top = reinterpret_cast<uint64_t>(stack) + sizeof stack;
   Frame frames[kMaxCallFrames];
   int depth = 0;
+  const int frames_below = entry.frames_below;
+  if (frames_below >= kMaxCallFrames)
+    return fail("call depth exceeds ", kMaxCallFrames, " frames (the kernel's limit), counting callbacks");
   uint64_t reg[kNumRegs] = {};
-  reg[1] = reinterpret_cast<uint64_t>(in.ctx);
-  reg[2] = in.ctx_size;
+  if (entry.parent) {
+    for (int r = 0; r < 5; ++r) reg[r + 1] = entry.args[r];
+  } else {
+    reg[1] = reinterpret_cast<uint64_t>(in.ctx);
+    reg[2] = in.ctx_size;
+  }
   reg[10] = stack_top;
 
-  MemoryGuard guard;
+  HelperCall own_call;
+  HelperCall& call = entry.parent ? *entry.parent : own_call;
+  MemoryGuard own_guard;
+  MemoryGuard& guard = entry.parent && entry.parent->guard ? *entry.parent->guard : own_guard;
+  GuardScope guard_scope(guard, Checked && entry.parent);
   if constexpr (Checked) {
-    if (in.ctx && in.ctx_size) guard.grant(in.ctx, in.ctx_size, in.ctx_writable);
+    if (!entry.parent) {
+      if (in.ctx && in.ctx_size) guard.grant(in.ctx, in.ctx_size, in.ctx_writable);
+      if (opts.helper_env) opts.helper_env->grant_static(guard);
+    }
     guard.set_stack(stack_top - kStackSize, stack_top);
   }
-  HelperCall call;
-  call.guard = Checked ? &guard : nullptr;
-  call.env = opts.helper_env;
-  call.trace_out = opts.trace_out;
-  if (opts.random_seed)
-    call.prandom_state = opts.random_seed;
-  else
-    call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
+  if (!entry.parent) {
+    call.guard = Checked ? &guard : nullptr;
+    call.env = opts.helper_env;
+    call.trace_out = opts.trace_out;
+    call.interp = this;
+    call.input = &in;
+    call.options = &opts;
+    if (opts.random_seed)
+      call.prandom_state = opts.random_seed;
+    else
+      call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
+  }
+  // Helpers see this run's interpreter while it runs (a tail call switches it).
+  const Interpreter* const caller_interp = call.interp;
+  call.interp = this;
+  struct RestoreInterp {
+    HelperCall& c;
+    const Interpreter* i;
+    ~RestoreInterp() { c.interp = i; }
+  } restore_interp{call, caller_interp};
 
   const ExecInsn* const base = Checked ? code_.data() : fast_code_.data();
   const size_t n = code_.size();
-  const ExecInsn* ip = base;
+  const ExecInsn* ip = base + entry.pc;
   const ExecInsn* callee = nullptr;
   uint64_t budget = opts.insn_budget;
   uint64_t fault_addr = 0, fault_size = 0;
@@ -483,7 +560,7 @@ op_ATOMIC32_CMPXCHG : {
 
 // Superinstructions (fast mode only; see superinstructions.hpp). The
 // second instruction is ip[1]; its register operand is read after the first
-  // result is stored, so it sees the new value when it names that register.
+// result is stored, so it sees the new value when it names that register.
 #define IMM2 static_cast<uint64_t>(static_cast<int64_t>(ip[1].imm))
 #define EMBER_PAIR(KB, KA)                                                            \
   op_F_##KA##_##KB##_II : {                                                           \
@@ -605,11 +682,25 @@ op_LDDW:
   LD_PACKET(LDIND_W, uint32_t, __builtin_bswap32, true)
 
 op_CALL:
+  call.depth = frames_below + depth;
   reg[0] = helper_fns_[ip - base](call, reg[1], reg[2], reg[3], reg[4], reg[5]);
   if constexpr (Checked) {
     if (!call.fault.empty()) return fault_at(*prog_, ip - base, "helper fault: " + call.fault);
   }
+  if (call.tail_target) [[unlikely]]
+    goto tail_call;
   NEXT();
+tail_call : {
+  // bpf_tail_call succeeded: the target replaces the calling function, with
+  // the context (r1) it was given; what it returns, that function returns.
+  const Interpreter* target = call.tail_target;
+  call.tail_target = nullptr;
+  Entry e{0, {reg[1], 0, 0, 0, 0}, &call, frames_below + depth};
+  auto r = target->run_entry(in, opts, e);
+  if (!r) return r;
+  reg[0] = *r;
+  goto op_EXIT;
+}
 op_CALL_KFUNC:
   return fault_at(*prog_, ip - base, "kfunc call");  // rejected by create()
 op_CALLX : {
@@ -623,10 +714,13 @@ op_CALLX : {
   }
   HelperFn fn = v < helper_by_id_.size() ? helper_by_id_[v] : nullptr;
   if (!fn) return fault_at(*prog_, ip - base, "callx to " + hex(v) + ": neither a helper id nor a function");
+  call.depth = frames_below + depth;
   reg[0] = fn(call, reg[1], reg[2], reg[3], reg[4], reg[5]);
   if constexpr (Checked) {
     if (!call.fault.empty()) return fault_at(*prog_, ip - base, "helper fault: " + call.fault);
   }
+  if (call.tail_target) [[unlikely]]
+    goto tail_call;
   NEXT();
 }
 op_CALL_LOCAL:
@@ -634,7 +728,7 @@ op_CALL_LOCAL:
 enter_call:
   // Each frame gets its own 512-byte stack below the caller's; r6-r9 are
   // callee-saved, as the kernel's interpreter and JITs arrange.
-  if (depth + 1 >= kMaxCallFrames) goto too_deep;
+  if (frames_below + depth + 1 >= kMaxCallFrames) goto too_deep;
   frames[depth] = {ip + 1, {reg[6], reg[7], reg[8], reg[9]}, reg[10]};
   ++depth;
   reg[10] -= kStackSize;
@@ -675,8 +769,11 @@ misaligned:
 }
 #pragma GCC diagnostic pop
 
-template Result<uint64_t> Interpreter::exec<false, false>(const RunInput&, const RunOptions&) const;
-template Result<uint64_t> Interpreter::exec<true, false>(const RunInput&, const RunOptions&) const;
-template Result<uint64_t> Interpreter::exec<true, true>(const RunInput&, const RunOptions&) const;
+template Result<uint64_t> Interpreter::exec<false, false>(const RunInput&, const RunOptions&,
+                                                          const Entry&) const;
+template Result<uint64_t> Interpreter::exec<true, false>(const RunInput&, const RunOptions&,
+                                                         const Entry&) const;
+template Result<uint64_t> Interpreter::exec<true, true>(const RunInput&, const RunOptions&,
+                                                        const Entry&) const;
 
 }  // namespace ember
