@@ -27,8 +27,9 @@ struct InsnOrigin {
 struct DataRef {
   size_t insn = 0;      // slot in the linked program
   std::string symbol;   // the symbol relocated against ("" for a section symbol)
-  std::string section;  // the section that symbol lives in
+  std::string section;  // the section that symbol lives in; "" for an extern
   uint64_t offset = 0;  // symbol value + the instruction's addend
+  bool weak = false;    // a weak extern (may stay unresolved: reads 0)
 };
 
 struct ObjectProgram {

@@ -16,6 +16,7 @@ constexpr uint32_t kRelBpf64_64 = 1;   // R_BPF_64_64: ld_imm64
 constexpr uint32_t kRelBpf64_32 = 10;  // R_BPF_64_32: call imm
 constexpr uint8_t kSttFunc = 2;
 constexpr uint8_t kSttSection = 3;
+constexpr uint8_t kStbWeak = 2;
 constexpr uint8_t kOpCall = 0x85, kOpLdImm64 = 0x18;
 
 struct Func {
@@ -136,13 +137,22 @@ class Linker {
 
   Status link_data_ref(const Func& f, size_t base, uint32_t i, const ElfReloc& rel) {
     const ElfSymbol& sym = elf_.symbols()[rel.symbol];
-    if (sym.section == 0 || sym.section >= elf_.sections().size())
-      return at(f, i,
-                "ld_imm64 refers to '" + sym.name + "', which no section of the object defines (an extern?)");
-    const ElfSection& sec = elf_.sections()[sym.section];
     uint64_t addend = static_cast<uint32_t>(out_.insns[base + i].imm);
+    if (sym.section == 0 && !sym.name.empty()) {
+      // An extern (`__kconfig`): the runtime answers it with a value in a
+      // .kconfig map, as libbpf does.
+      out_.data_refs.push_back({base + i, sym.name, "", addend, sym.bind == kStbWeak});
+      RawInsn& lo = out_.insns[base + i];
+      lo.set_regs(lo.dst(), static_cast<uint8_t>(Pseudo::MapIdxValue));
+      lo.imm = 0;
+      out_.insns[base + i + 1].imm = 0;
+      return ok_status();
+    }
+    if (sym.section == 0 || sym.section >= elf_.sections().size())
+      return at(f, i, "ld_imm64 refers to '" + sym.name + "', which no section of the object defines");
+    const ElfSection& sec = elf_.sections()[sym.section];
     out_.data_refs.push_back(
-        {base + i, sym.type == kSttSection ? "" : sym.name, sec.name, sym.value + addend});
+        {base + i, sym.type == kSttSection ? "" : sym.name, sec.name, sym.value + addend, false});
     // Mark the slot as the kernel's loader does (a map by index, or a value
     // of a map at an offset), so that nothing runs it as a plain constant
     // before the map layer fills the index in.

@@ -1,0 +1,171 @@
+// The C++ API: a Runtime owns maps and programs (the user-space stand-in
+// for the kernel's map and program ids); an Object is a clang-built ELF
+// object opened, adjusted (global data, map sizes) and loaded into it, like
+// libbpf's bpf_object; a Prog is one of its programs, ready to run.
+//
+//   ember::Runtime rt;
+//   auto obj = ember::Object::open_file(rt, "counter.bpf.o");
+//   (*obj)->global_data(".rodata")  // set `const volatile` parameters here
+//   (*obj)->load();
+//   (*obj)->prog("count")->run(ember::RunInput::memory(packet));
+//   (*obj)->map("counts")->lookup(&key, &value);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/helpers.hpp"
+#include "ember/isa.hpp"
+#include "ember/map_def.hpp"
+#include "ember/maps.hpp"
+#include "ember/object.hpp"
+#include "ember/result.hpp"
+#include "ember/vm.hpp"
+
+namespace ember {
+
+class Prog;
+class Object;
+
+struct RuntimeOptions {
+  MapOptions maps;  // CPUs of per-CPU maps ...
+};
+
+class Runtime final : public MapResolver {
+ public:
+  explicit Runtime(RuntimeOptions opts = {});
+  ~Runtime() override;
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Creates a map and gives it the next id (ids start at 1, as the kernel's).
+  Result<MapPtr> create_map(const MapSpec& spec);
+  Map* map_by_id(uint32_t id) const override;
+  MapPtr map_ptr(uint32_t id) const;
+  std::vector<MapPtr> maps() const;
+  bool owns_map(const void* ptr) const;
+  // Forgets a map (objects release theirs when destroyed).
+  void release_map(uint32_t id);
+
+  const Prog* prog_by_id(uint32_t id) const;
+  std::vector<const Prog*> progs() const;
+
+  const HelperTable& helpers() const { return helpers_; }
+
+ private:
+  friend class Object;
+  uint32_t add_prog(const Prog* p);
+  void release_prog(uint32_t id);
+
+  RuntimeOptions opts_;
+  HelperTable helpers_;
+  mutable std::shared_mutex mu_;
+  std::map<uint32_t, MapPtr> maps_;
+  std::map<const void*, uint32_t> map_ids_;
+  std::map<uint32_t, const Prog*> progs_;
+  uint32_t next_map_id_ = 1, next_prog_id_ = 1;
+};
+
+// A loaded program: its code as linked (maps named by index, for the
+// verifier, the disassembler and messages) and as it runs (map addresses).
+class Prog final : public HelperEnv {
+ public:
+  const std::string& name() const { return linked_.name; }
+  const std::string& section() const { return linked_.section; }
+  ProgType type() const { return linked_.type.def->prog_type; }
+  uint32_t id() const { return id_; }
+  const Object& object() const { return *obj_; }
+  const ObjectProgram& linked() const { return linked_; }
+  const Program& code() const { return code_; }
+  const Interpreter& interpreter() const { return *interp_; }
+  // The maps the program names, in the order of its map[idx] references.
+  const std::vector<MapPtr>& maps() const { return maps_; }
+
+  // Runs the program once; opts.helper_env is set to this program.
+  Result<uint64_t> run(const RunInput& in, RunOptions opts = {}) const;
+
+  // HelperEnv
+  Map* map_at(uint64_t ptr) const override;
+  void grant_static(MemoryGuard& guard) const override;
+  const Interpreter* program_by_id(uint32_t id) const override;
+
+ private:
+  friend class Object;
+  Prog() = default;
+  const Object* obj_ = nullptr;
+  const Runtime* rt_ = nullptr;
+  uint32_t id_ = 0;
+  ObjectProgram linked_;
+  Program code_;       // as linked
+  Program exec_code_;  // map references resolved to addresses
+  std::unique_ptr<Interpreter> interp_;
+  std::vector<MapPtr> maps_;
+  std::vector<MemRegion> static_regions_;  // global data it may touch
+};
+
+class Object {
+ public:
+  static Result<std::unique_ptr<Object>> open_file(Runtime& rt, const std::string& path);
+  static Result<std::unique_ptr<Object>> open_memory(Runtime& rt, std::span<const uint8_t> bytes,
+                                                     std::string name);
+  ~Object();
+  Object(const Object&) = delete;
+  Object& operator=(const Object&) = delete;
+
+  const std::string& name() const { return linked_.name; }
+  const std::string& license() const { return linked_.license; }
+  bool loaded() const { return loaded_; }
+
+  // Before load: the maps the object declares; sizes and flags may be changed.
+  std::vector<MapDef>& map_defs() { return defs_; }
+  // The bytes of a global data section (".data", ".rodata", ".bss",
+  // ".data.NAME" ...): its initial value before load, the live map value
+  // after. An error if the object has no such section.
+  Result<std::span<uint8_t>> global_data(std::string_view section);
+
+  // Creates the maps, resolves every map and global data reference, fills
+  // prog arrays and maps of maps from their `values`, and prepares each
+  // program to run. On error nothing stays behind in the runtime.
+  Status load();
+
+  Map* map(std::string_view name) const;
+  const std::vector<MapPtr>& maps() const { return maps_; }
+  Prog* prog(std::string_view name_or_section) const;
+  std::vector<Prog*> progs() const;
+
+ private:
+  Object(Runtime& rt, std::vector<uint8_t> bytes, std::string name);
+  Status open();
+  Status create_maps();
+  Status fill_init_slots();
+  Status add_data_sections();
+  Status add_kconfig();
+  Status prepare(Prog& p);
+  struct Resolved {
+    MapPtr map;
+    uint64_t address;  // the map, or the byte of its value the reference names
+    bool value;        // a value reference (map_value[idx]+off)
+    uint64_t offset;
+  };
+  Result<Resolved> resolve_ref(const DataRef& ref) const;
+  int def_index(std::string_view name) const;
+  void unload();
+
+  Runtime& rt_;
+  std::vector<uint8_t> bytes_;
+  std::vector<std::string> externs_;  // the .kconfig map's variables, 8 bytes each
+  ObjectFile linked_;
+  std::vector<MapDef> defs_;
+  std::vector<MapPtr> maps_;  // one per def, after load
+  std::vector<std::unique_ptr<Prog>> progs_;
+  bool loaded_ = false;
+};
+
+}  // namespace ember

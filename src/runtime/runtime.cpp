@@ -1,0 +1,99 @@
+// Runtime: the registry of maps and programs by id, and Prog, the helper
+// environment of one loaded program.
+#include "ember/runtime.hpp"
+
+namespace ember {
+
+Runtime::Runtime(RuntimeOptions opts) : opts_(opts), helpers_(default_helper_table()) {}
+
+Runtime::~Runtime() = default;
+
+Result<MapPtr> Runtime::create_map(const MapSpec& spec) {
+  auto m = Map::create(spec, opts_.maps);
+  if (!m) return m.error();
+  std::unique_lock lock(mu_);
+  uint32_t id = next_map_id_++;
+  (*m)->set_id(id);
+  (*m)->set_resolver(this);
+  maps_[id] = *m;
+  map_ids_[m->get()] = id;
+  return *m;
+}
+
+Map* Runtime::map_by_id(uint32_t id) const {
+  std::shared_lock lock(mu_);
+  auto it = maps_.find(id);
+  return it == maps_.end() ? nullptr : it->second.get();
+}
+
+MapPtr Runtime::map_ptr(uint32_t id) const {
+  std::shared_lock lock(mu_);
+  auto it = maps_.find(id);
+  return it == maps_.end() ? nullptr : it->second;
+}
+
+std::vector<MapPtr> Runtime::maps() const {
+  std::shared_lock lock(mu_);
+  std::vector<MapPtr> out;
+  for (const auto& [id, m] : maps_) out.push_back(m);
+  return out;
+}
+
+bool Runtime::owns_map(const void* ptr) const {
+  std::shared_lock lock(mu_);
+  return map_ids_.count(ptr) != 0;
+}
+
+void Runtime::release_map(uint32_t id) {
+  std::unique_lock lock(mu_);
+  auto it = maps_.find(id);
+  if (it == maps_.end()) return;
+  map_ids_.erase(it->second.get());
+  maps_.erase(it);
+}
+
+const Prog* Runtime::prog_by_id(uint32_t id) const {
+  std::shared_lock lock(mu_);
+  auto it = progs_.find(id);
+  return it == progs_.end() ? nullptr : it->second;
+}
+
+std::vector<const Prog*> Runtime::progs() const {
+  std::shared_lock lock(mu_);
+  std::vector<const Prog*> out;
+  for (const auto& [id, p] : progs_) out.push_back(p);
+  return out;
+}
+
+uint32_t Runtime::add_prog(const Prog* p) {
+  std::unique_lock lock(mu_);
+  uint32_t id = next_prog_id_++;
+  progs_[id] = p;
+  return id;
+}
+
+void Runtime::release_prog(uint32_t id) {
+  std::unique_lock lock(mu_);
+  progs_.erase(id);
+}
+
+Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts) const {
+  opts.helper_env = const_cast<Prog*>(this);
+  return interp_->run(in, opts);
+}
+
+Map* Prog::map_at(uint64_t ptr) const {
+  return rt_->owns_map(reinterpret_cast<const void*>(ptr)) ? reinterpret_cast<Map*>(ptr) : nullptr;
+}
+
+void Prog::grant_static(MemoryGuard& guard) const {
+  for (const MemRegion& r : static_regions_)
+    guard.grant(reinterpret_cast<const void*>(r.start), r.size, r.writable);
+}
+
+const Interpreter* Prog::program_by_id(uint32_t id) const {
+  const Prog* p = rt_->prog_by_id(id);
+  return p ? &p->interpreter() : nullptr;
+}
+
+}  // namespace ember
