@@ -84,7 +84,8 @@ TEST(Cli, LengthNotAMultipleOfEight) {
 }
 
 TEST(Cli, TruncatedProgramNamesTheInstruction) {
-  auto f = temp_file("trunc.bin", std::string("\xb7\x00\x00\x00\x01\x00\x00\x00\x18\x01\x00\x00\x01\x00\x00\x00", 16));
+  auto f = temp_file("trunc.bin",
+                     std::string("\xb7\x00\x00\x00\x01\x00\x00\x00\x18\x01\x00\x00\x01\x00\x00\x00", 16));
   auto o = ember("check " + f + " --format raw");
   EXPECT_EQ(o.status, 1);
   EXPECT_TRUE(has(o, "instruction 1: ld_imm64 is missing its second slot")) << o.text;
@@ -142,13 +143,38 @@ TEST(Cli, RunsProgramsOfClangBuiltObjects) {
   std::string dir = EMBER_BPF_OBJ_DIR;
   auto o = ember("run " + dir + "/subprog.bpf.o --mem 0304000000000000");
   EXPECT_EQ(o.status, 0) << o.text;
-  EXPECT_EQ(o.text, "0x1a\n");
+  EXPECT_TRUE(has(o, "Return value: 26, duration: ")) << o.text;
+  EXPECT_TRUE(has(o, "Data out (8 bytes):\n03 04 00 00 00 00 00 00\n")) << o.text;
   auto many = ember("run " + dir + "/multi_prog.bpf.o --mem 05070000");
-  EXPECT_EQ(many.status, 1);
-  EXPECT_TRUE(has(many, "2 programs (first (xdp), second (tc)): choose one with --section")) << many.text;
-  auto chosen = ember("run " + dir + "/multi_prog.bpf.o --section tc --mem 05070000");
+  EXPECT_EQ(many.status, 2);
+  EXPECT_TRUE(
+      has(many, "several programs; pick one with --prog:\n  first (SEC(\"xdp\"))\n  second (SEC(\"tc\"))"))
+      << many.text;
+  auto chosen = ember("run " + dir + "/multi_prog.bpf.o --section tc --mem 05070000 --repeat 5");
   EXPECT_EQ(chosen.status, 0) << chosen.text;
-  EXPECT_EQ(chosen.text, "0xf\n");
+  EXPECT_TRUE(has(chosen, "Return value: 15, duration (average): ")) << chosen.text;
+  auto missing = ember("run " + dir + "/multi_prog.bpf.o --prog nosuch");
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_TRUE(has(missing, "no program named 'nosuch'")) << missing.text;
+}
+
+TEST(Cli, RunDumpsMapsLikeBpftool) {
+  std::string obj = std::string(EMBER_BPF_OBJ_DIR) + "/global_data.bpf.o";
+  auto o = ember("run " + obj + " --dump-maps --repeat 2");
+  EXPECT_EQ(o.status, 0) << o.text;
+  EXPECT_TRUE(has(o, "Return value: 1, duration (average): ")) << o.text;
+  // .bss total = 2 runs x 45; .data calls = 5 + 2.
+  EXPECT_TRUE(
+      has(o, "map .bss (array):\nkey: 00 00 00 00  value: 5a 00 00 00 00 00 00 00\nFound 1 element\n"))
+      << o.text;
+  EXPECT_TRUE(has(o, "map .data (array):\nkey: 00 00 00 00  value: 07 00 00 00 00 00 00 00\n")) << o.text;
+  auto j = ember("run " + obj + " -j --dump-maps");
+  EXPECT_EQ(j.status, 0) << j.text;
+  EXPECT_TRUE(has(j, "{\"retval\":1,\"duration\":")) << j.text;
+  EXPECT_TRUE(has(j,
+                  "{\"name\":\".data\",\"entries\":[{\"key\":[\"0x00\",\"0x00\",\"0x00\",\"0x00\"],"
+                  "\"value\":[\"0x06\","))
+      << j.text;
 }
 
 }  // namespace

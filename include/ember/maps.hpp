@@ -130,6 +130,7 @@ class Map {
   uint32_t id() const { return id_; }
   void set_id(uint32_t id) { id_ = id; }
   int fd() const { return fd_; }  // the shared-memory segment
+  size_t segment_bytes() const { return size_; }
   uint32_t ncpus() const { return ncpus_; }
   // The value size the host reads and writes: round_up(value_size, 8) x
   // ncpus for per-CPU maps, as the kernel's bpf() syscall does.

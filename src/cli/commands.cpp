@@ -10,6 +10,7 @@
 
 #include "cli/args.hpp"
 #include "cli/io.hpp"
+#include "cli/run_object.hpp"
 #include "ember/asm.hpp"
 #include "ember/elf.hpp"
 #include "ember/helpers.hpp"
@@ -72,7 +73,8 @@ int cmd_asm(const std::vector<std::string>& argv) {
   int rc = 0;
   auto a = parse("asm", argv, {{"-o", true}, {"--hex", false}}, rc);
   if (!a) return rc;
-  if (a->positional.size() != 1) return error("asm: expected one FILE\n" + std::string(command("asm").usage), 2);
+  if (a->positional.size() != 1)
+    return error("asm: expected one FILE\n" + std::string(command("asm").usage), 2);
   auto text = read_file(a->positional[0]);
   if (!text) return error(text.error().message);
   auto insns = assemble(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
@@ -91,7 +93,8 @@ int cmd_asm(const std::vector<std::string>& argv) {
   }
   auto out = a->get("-o");
   if (!out) {
-    if (isatty(STDOUT_FILENO)) return error("asm: refusing to write bytecode to a terminal: use -o FILE or --hex", 2);
+    if (isatty(STDOUT_FILENO))
+      return error("asm: refusing to write bytecode to a terminal: use -o FILE or --hex", 2);
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     return 0;
   }
@@ -120,13 +123,15 @@ void print_section_listing(const ElfFile& elf, const ElfSection& sec, bool bytes
     const uint8_t* b = reinterpret_cast<const uint8_t*>(&(*insns)[i]);
     std::printf("%6zu:\t", i);
     if (bytes)
-      std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\t", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
+      std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\t", b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+                  b[7]);
     std::printf("%s\n", text.c_str());
     if (inst && inst->op == Op::LDDW && i + 1 < insns->size()) {
       const uint8_t* h = reinterpret_cast<const uint8_t*>(&(*insns)[++i]);
       std::printf("%6zu:\t", i);
       if (bytes)
-        std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\n", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+        std::printf("%02x %02x %02x %02x %02x %02x %02x %02x\n", h[0], h[1], h[2], h[3], h[4], h[5], h[6],
+                    h[7]);
       else
         std::printf("\n");
     }
@@ -155,7 +160,8 @@ int cmd_disasm(const std::vector<std::string>& argv) {
   int rc = 0;
   auto a = parse("disasm", argv, {{"--format", true}, {"--section", true}, {"--no-bytes", false}}, rc);
   if (!a) return rc;
-  if (a->positional.size() != 1) return error("disasm: expected one FILE\n" + std::string(command("disasm").usage), 2);
+  if (a->positional.size() != 1)
+    return error("disasm: expected one FILE\n" + std::string(command("disasm").usage), 2);
   auto fmt = format_flag(*a);
   if (!fmt) return error(fmt.error().message, 2);
   auto bytes = read_file(a->positional[0]);
@@ -213,13 +219,74 @@ Result<std::vector<uint8_t>> memory_flag(const Args& a) {
 
 }  // namespace
 
+namespace {
+
+// An ELF object runs through the runtime, with its maps and global data.
+bool is_object(const Args& a) {
+  if (a.positional.size() != 1 || a.get("--format").value_or("auto") != "auto") return false;
+  auto bytes = read_file(a.positional[0]);
+  return bytes && ElfFile::looks_like_elf(*bytes);
+}
+
+int run_object_cmd(const Args& a) {
+  ObjectRunOptions o;
+  o.prog = a.get("--prog").value_or(a.get("--section").value_or(""));
+  for (auto [flag, dst] : {std::pair{"--data-in", &o.data_in}, std::pair{"--ctx-in", &o.ctx_in}}) {
+    if (auto f = a.get(flag)) {
+      auto bytes = read_file(*f);
+      if (!bytes) return error(bytes.error().message);
+      *dst = std::move(*bytes);
+    }
+  }
+  if (a.has("--mem") || a.has("--mem-file")) {
+    auto mem = memory_flag(a);
+    if (!mem) return error(mem.error().message);
+    o.data_in = std::move(*mem);
+  }
+  o.data_out = a.get("--data-out").value_or("");
+  o.ctx_out = a.get("--ctx-out").value_or("");
+  for (auto [flag, dst] : {std::pair{"--budget", &o.budget}, std::pair{"--seed", &o.seed}}) {
+    if (auto v = a.get(flag)) {
+      auto n = parse_number(*v, flag);
+      if (!n) return error(n.error().message, 2);
+      *dst = *n;
+    }
+  }
+  if (auto v = a.get("--repeat")) {
+    auto n = parse_number(*v, "--repeat");
+    if (!n || *n == 0 || *n > UINT32_MAX) return error("--repeat: '" + *v + "' is not a count from 1", 2);
+    o.repeat = static_cast<uint32_t>(*n);
+  }
+  o.dump_maps = a.has("--dump-maps");
+  o.json = a.has("-j") || a.has("--json");
+  return run_object(a.positional[0], o);
+}
+
+}  // namespace
+
 int cmd_run(const std::vector<std::string>& argv) {
   int rc = 0;
   auto a = parse("run", argv,
-                 {{"--format", true}, {"--section", true}, {"--mem", true}, {"--mem-file", true},
-                  {"--trace", false}, {"--budget", true}, {"--seed", true}},
+                 {{"--format", true},
+                  {"--section", true},
+                  {"--mem", true},
+                  {"--mem-file", true},
+                  {"--trace", false},
+                  {"--budget", true},
+                  {"--seed", true},
+                  {"--prog", true},
+                  {"--data-in", true},
+                  {"--ctx-in", true},
+                  {"--data-out", true},
+                  {"--ctx-out", true},
+                  {"--repeat", true},
+                  {"--interp", false},
+                  {"--dump-maps", false},
+                  {"-j", false},
+                  {"--json", false}},
                  rc);
   if (!a) return rc;
+  if (is_object(*a) && !a->has("--trace")) return run_object_cmd(*a);
   auto code = load_single(*a, "run");
   if (!code) return error(code.error().message);
   auto mem = memory_flag(*a);
@@ -317,7 +384,21 @@ const std::vector<Command>& commands() {
        "  FILE is raw bytecode, hex text, assembler text, or an ELF object built by\n"
        "  clang -target bpf (every code section, or only --section NAME).\n",
        cmd_disasm},
-      {"run", "run a program in the interpreter and print r0",
+      {"run", "run a program (raw code, or a program of an object with its maps) and print its result",
+       "usage: ember run OBJ [--prog NAME] [--ctx-in F] [--data-in F] [--data-out F] [--ctx-out F]\n"
+       "                 [--repeat N] [--interp] [--dump-maps] [-j]\n"
+       "  Loads the ELF object OBJ (built by clang -target bpf) with its maps and global\n"
+       "  data, runs one program like BPF_PROG_TEST_RUN and prints its return value and\n"
+       "  mean duration (bpftool prog run's format), the data after the run, and with\n"
+       "  --dump-maps every map in bpftool's map dump format (-j: JSON).\n"
+       "  --prog NAME     the program (function name or SEC() name); needed when the\n"
+       "                  object has several\n"
+       "  --ctx-in F      the context (r1) from a file, as for BPF_PROG_TYPE_SYSCALL\n"
+       "  --data-in F     the packet or memory: r1 = the data, r2 = its length\n"
+       "  --repeat N      run N times; the duration is the mean\n"
+       "  --interp        the interpreter (the only engine until the JIT lands)\n"
+       "  Programs run in the interpreter's checked mode until the verifier lands.\n"
+       "\n"
        "usage: ember run FILE [--mem HEX | --mem-file F] [--trace] [--budget N] [--seed N]\n"
        "                 [--format auto|raw|hex|asm|elf] [--section NAME]\n"
        "  Runs FILE in the interpreter's checked mode (every memory access bounded,\n"
