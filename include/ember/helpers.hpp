@@ -52,6 +52,7 @@ enum class ArgType : uint8_t {
   PtrToConstStr,
   PtrToFunc,
   PtrToStackOrNull,  // callback context
+  PtrToSpinLock,     // a struct bpf_spin_lock inside a map value
 };
 
 enum class RetType : uint8_t { Integer, Void, MapValueOrNull, MemOrNull };
@@ -85,6 +86,10 @@ struct HelperCall {
   // Set by bpf_tail_call: the program to continue in once the helper returns.
   const Interpreter* tail_target = nullptr;
   int tail_calls = 0;  // taken so far in this run (the kernel allows 33)
+  // What the attach point tells the program (bpf_get_attach_cookie,
+  // bpf_get_func_ip); set by whoever runs it on an event.
+  uint64_t attach_cookie = 0;
+  uint64_t func_ip = 0;
 
   // Checked mode: may the program's pointer be used this way? Records a
   // fault naming `what` when not.
@@ -129,6 +134,11 @@ std::span<const HelperDef> linux_helpers();
 // Map helpers, bpf_tail_call, bpf_for_each_map_elem, bpf_loop and
 // bpf_current_task_under_cgroup (src/helpers/map_helpers.cpp).
 std::span<const HelperDef> map_helpers();
+// probe_read_user/_str, probe_read_kernel/_str, probe_write_user
+// (src/helpers/probe_helpers.cpp).
+std::span<const HelperDef> probe_helpers();
+// snprintf, trace_vprintk, strtol, strtoul, strncmp (src/helpers/string_helpers.cpp).
+std::span<const HelperDef> string_helpers();
 // The bpf_conformance suite's table: helper 5 returns its first argument
 // (the "unwind" helper of uBPF that call_unwind_fail expects).
 HelperTable conformance_helper_table();

@@ -70,6 +70,8 @@ struct RunOptions {
   HelperEnv* helper_env = nullptr;     // the maps and programs helpers reach
   std::FILE* trace_out = stderr;       // bpf_trace_printk output
   uint64_t random_seed = 0;            // bpf_get_prandom_u32; 0: seeded from the clock
+  uint64_t attach_cookie = 0;          // bpf_get_attach_cookie
+  uint64_t func_ip = 0;                // bpf_get_func_ip
 };
 
 struct RunInput {

@@ -192,6 +192,8 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts, c
     call.interp = this;
     call.input = &in;
     call.options = &opts;
+    call.attach_cookie = opts.attach_cookie;
+    call.func_ip = opts.func_ip;
     if (opts.random_seed)
       call.prandom_state = opts.random_seed;
     else
