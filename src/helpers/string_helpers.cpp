@@ -89,7 +89,9 @@ uint64_t strto(HelperCall& c, uint64_t buf, uint64_t len, uint64_t flags, uint64
     return err(EFAULT);
   int64_t v = 0;
   long r = parse_integer(reinterpret_cast<const char*>(buf), len, flags, is_signed, &v);
-  if (r < 0) return static_cast<uint64_t>(r);
+  // On error the result is zeroed, as the kernel has done since "bpf: Zero
+  // former ARG_PTR_TO_{LONG,INT} args in case of error" (6.12).
+  if (r < 0) v = 0;
   std::memcpy(reinterpret_cast<void*>(res), &v, 8);
   return static_cast<uint64_t>(r);
 }
