@@ -178,3 +178,115 @@ TEST(Cli, RunDumpsMapsLikeBpftool) {
 }
 
 }  // namespace
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "ember/runtime.hpp"
+#include "runtime/registry.hpp"
+
+namespace {
+
+// A private run directory, so that tests do not see each other's maps.
+struct RunDir {
+  std::string path;
+  RunDir() {
+    char tmpl[] = "/tmp/ember-run-XXXXXX";
+    path = mkdtemp(tmpl);
+    setenv("EMBER_RUN_DIR", path.c_str(), 1);
+  }
+  ~RunDir() {
+    unsetenv("EMBER_RUN_DIR");
+    std::system(("rm -rf " + path).c_str());
+  }
+};
+
+TEST(Cli, MapCommandsReachAnotherProcessesMaps) {
+  RunDir dir;
+  ember::RuntimeOptions ro;
+  ro.publish = true;
+  ember::Runtime rt(ro);
+  ember::MapSpec spec{"counts", ember::MapType::Hash, 4, 8, 16, 0};
+  auto m = rt.create_map(spec);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  uint32_t k = 1;
+  uint64_t v = 0x1122;
+  ASSERT_EQ((*m)->update(&k, &v, ember::kBpfAny), 0);
+
+  auto show = ember("map show");
+  EXPECT_EQ(show.status, 0) << show.text;
+  EXPECT_TRUE(has(show, "1: hash  name counts  flags 0x0\n\tkey 4B  value 8B  max_entries 16  memlock "))
+      << show.text;
+  EXPECT_TRUE(has(show, "\tpid " + std::to_string(getpid()))) << show.text;
+
+  auto dump = ember("map dump name counts");
+  EXPECT_EQ(dump.text, "key: 01 00 00 00  value: 22 11 00 00 00 00 00 00\nFound 1 element\n");
+  // The ember process changes the map; this process sees it.
+  auto upd = ember("map update id 1 key 2 0 0 0 value hex 05 00 00 00 00 00 00 00 noexist");
+  EXPECT_EQ(upd.status, 0) << upd.text;
+  uint32_t k2 = 2;
+  uint64_t got = 0;
+  EXPECT_EQ((*m)->lookup(&k2, &got), 0);
+  EXPECT_EQ(got, 5u);
+  auto again = ember("map update id 1 key 2 0 0 0 value hex 05 00 00 00 00 00 00 00 noexist");
+  EXPECT_EQ(again.status, 1);
+  EXPECT_TRUE(has(again, "File exists")) << again.text;
+  auto look = ember("map lookup id 1 key 0x02 0 0 0");
+  EXPECT_EQ(look.text, "key: 02 00 00 00  value: 05 00 00 00 00 00 00 00\n");
+  EXPECT_EQ(ember("map delete id 1 key 2 0 0 0").status, 0);
+  EXPECT_EQ((*m)->lookup(&k2, &got), -ENOENT);
+  auto json = ember("map dump id 1 -j");
+  EXPECT_EQ(json.text,
+            "[{\"key\":[\"0x01\",\"0x00\",\"0x00\",\"0x00\"],\"value\":[\"0x22\",\"0x11\",\"0x00\","
+            "\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x00\"]}]\n");
+  auto missing = ember("map dump id 99");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_TRUE(has(missing, "no map with id 99")) << missing.text;
+  auto short_key = ember("map lookup id 1 key 1 0");
+  EXPECT_EQ(short_key.status, 2);
+  EXPECT_TRUE(has(short_key, "expected 4 bytes, got 2")) << short_key.text;
+}
+
+TEST(Cli, ProgShowListsLoadedPrograms) {
+  RunDir dir;
+  ember::RuntimeOptions ro;
+  ro.publish = true;
+  ember::Runtime rt(ro);
+  auto obj = ember::Object::open_file(rt, std::string(EMBER_BPF_OBJ_DIR) + "/global_data.bpf.o");
+  ASSERT_TRUE(obj.ok());
+  ASSERT_TRUE((*obj)->load().ok());
+  auto o = ember("prog show");
+  EXPECT_TRUE(has(o, "1: socket_filter  name use_globals  section socket\n")) << o.text;
+  auto maps = ember("map show -j");
+  EXPECT_TRUE(has(maps, "\"name\":\".rodata\"")) << maps.text;
+}
+
+TEST(Cli, PinnedMapsOutliveTheirProcess) {
+  RunDir dir;
+  ember::MapSpec spec{"pinned_counts", ember::MapType::Array, 4, 4, 2, 0};
+  ASSERT_TRUE(ember::ensure_pin_dir().ok());
+  std::string path = std::string(getenv("EMBER_RUN_DIR")) + "/pins/pinned_counts";
+  {
+    ember::Runtime rt;
+    auto m = rt.create_map(spec, path);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    uint32_t k = 1, v = 77;
+    ASSERT_EQ((*m)->update(&k, &v, ember::kBpfAny), 0);
+  }
+  auto dump = ember("map dump pinned pinned_counts");
+  EXPECT_TRUE(has(dump, "key: 01 00 00 00  value: 4d 00 00 00\n")) << dump.text;
+  ember::Runtime rt2;
+  auto again = rt2.create_map(spec, path);  // reused, not replaced
+  ASSERT_TRUE(again.ok());
+  uint32_t k = 1, v = 0;
+  EXPECT_EQ((*again)->lookup(&k, &v), 0);
+  EXPECT_EQ(v, 77u);
+  spec.max_entries = 3;
+  auto mismatch = rt2.create_map(spec, path);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_NE(mismatch.error().message.find("does not match"), std::string::npos);
+}
+
+}  // namespace

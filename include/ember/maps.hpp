@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -100,6 +101,9 @@ struct MapOptions {
   // Number of "CPUs" of per-CPU maps; 0: the machine's possible CPUs
   // (the kernel's num_possible_cpus()).
   uint32_t ncpus = 0;
+  // Pinned maps (libbpf's LIBBPF_PIN_BY_NAME): the segment is this file,
+  // which outlives the process; an existing compatible one is reused.
+  std::string pin_path;
 };
 
 class Map;
@@ -120,6 +124,9 @@ class Map {
   static Result<MapPtr> create(const MapSpec& spec, const MapOptions& opts = {});
   // Maps an existing segment (an fd from another process) and checks its header.
   static Result<MapPtr> open(int fd);
+  // The pinned map at `path` if there is one (an error if it does not
+  // match `spec`); nullopt if nothing is pinned there.
+  static std::optional<Result<MapPtr>> reuse_pinned(const MapSpec& spec, const std::string& path);
 
   virtual ~Map();
   Map(const Map&) = delete;

@@ -36,6 +36,9 @@ class Object;
 
 struct RuntimeOptions {
   MapOptions maps;  // CPUs of per-CPU maps ...
+  // Publish maps and programs for other processes (`ember map show`,
+  // `ember map dump`...) in the run directory (src/runtime/registry.hpp).
+  bool publish = false;
 };
 
 class Runtime final : public MapResolver {
@@ -46,7 +49,9 @@ class Runtime final : public MapResolver {
   Runtime& operator=(const Runtime&) = delete;
 
   // Creates a map and gives it the next id (ids start at 1, as the kernel's).
-  Result<MapPtr> create_map(const MapSpec& spec);
+  // With a pin path, the map lives in that file and an existing compatible
+  // one is reused (libbpf's pinning by name).
+  Result<MapPtr> create_map(const MapSpec& spec, const std::string& pin_path = "");
   Map* map_by_id(uint32_t id) const override;
   MapPtr map_ptr(uint32_t id) const;
   std::vector<MapPtr> maps() const;
@@ -63,6 +68,7 @@ class Runtime final : public MapResolver {
   friend class Object;
   uint32_t add_prog(const Prog* p);
   void release_prog(uint32_t id);
+  void republish() const;  // with mu_ held
 
   RuntimeOptions opts_;
   HelperTable helpers_;

@@ -368,6 +368,12 @@ int cmd_conformance_plugin(const std::vector<std::string>& argv) {
   return 0;
 }
 
+const char* command_usage(const char* name) {
+  for (const Command& c : commands())
+    if (std::string(name) == c.name) return c.usage;
+  return "";
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
       {"asm", "assemble text into raw bytecode",
@@ -417,6 +423,20 @@ const std::vector<Command>& commands() {
        "  register, reserved field, write to r10, jump out of range or into ld_imm64,\n"
        "  falling off the end) with its index.\n",
        cmd_check},
+      {"map", "show, dump, look up, update and delete maps of running Ember processes (bpftool map)",
+       "usage: ember map show [-j]\n"
+       "       ember map dump MAP [-j]\n"
+       "       ember map lookup MAP key BYTES [-j]\n"
+       "       ember map update MAP key BYTES value BYTES [any|exist|noexist]\n"
+       "       ember map delete MAP key BYTES\n"
+       "  MAP   := id ID [pid PID] | name NAME [pid PID] | pinned PATH|NAME\n"
+       "  BYTES := 0x01 2 0x03 ... | hex 01 02 03 ...\n"
+       "  Works on the maps that running Ember runtimes publish (the run directory,\n"
+       "  $EMBER_RUN_DIR or /dev/shm/ember-UID) and on pinned maps, in bpftool's\n"
+       "  formats; per-CPU values are round_up(value_size, 8) bytes per CPU.\n",
+       cmd_map},
+      {"prog", "list the programs of running Ember processes (bpftool prog show)",
+       "usage: ember prog show [-j]\n", cmd_prog},
       {"conformance-plugin", "run one program for the bpf_conformance test runner",
        "usage: ember conformance-plugin [MEMORY_HEX] < PROGRAM_HEX\n"
        "  Speaks the bpf_conformance plugin protocol: reads the program as one line of\n"

@@ -12,6 +12,8 @@ int cmd_disasm(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
 int cmd_conformance_plugin(const std::vector<std::string>& args);
+int cmd_map(const std::vector<std::string>& args);
+int cmd_prog(const std::vector<std::string>& args);
 
 struct Command {
   const char* name;
@@ -20,5 +22,6 @@ struct Command {
   int (*fn)(const std::vector<std::string>&);
 };
 const std::vector<Command>& commands();
+const char* command_usage(const char* name);
 
 }  // namespace ember::cli

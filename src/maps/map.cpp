@@ -1,7 +1,9 @@
 // Map: creation, attachment and the operations a type does not support
 // (answered with the kernel's errno: EINVAL or ENOTSUPP).
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -72,9 +74,10 @@ Status check_flags(const MapSpec& spec, uint32_t allowed) {
 
 const MapImpl* find_impl(MapType type) {
   static const MapImpl* const kAll[] = {
-      &kArrayImpl,         &kPercpuArrayImpl, &kHashImpl,       &kPercpuHashImpl,  &kLruHashImpl,
-      &kLruPercpuHashImpl, &kQueueImpl,       &kStackImpl,      &kBloomFilterImpl, &kProgArrayImpl,
-      &kArrayOfMapsImpl,   &kHashOfMapsImpl,  &kCgroupArrayImpl};
+      &kArrayImpl,       &kPercpuArrayImpl,   &kHashImpl,    &kPercpuHashImpl,
+      &kLruHashImpl,     &kLruPercpuHashImpl, &kQueueImpl,   &kStackImpl,
+      &kBloomFilterImpl, &kProgArrayImpl,     &kLpmTrieImpl, &kArrayOfMapsImpl,
+      &kHashOfMapsImpl,  &kCgroupArrayImpl,   &kRingbufImpl, &kPerfEventArrayImpl};
   for (const MapImpl* m : kAll)
     if (m->type == type) return m;
   return nullptr;
@@ -154,10 +157,30 @@ Result<MapPtr> Map::create(const MapSpec& spec_in, const MapOptions& opts) {
   if (auto st = impl->check(spec); !st) return st.error();
   uint32_t ncpus = opts.ncpus ? opts.ncpus : possible_cpus();
   size_t size = impl->segment_size(spec, ncpus);
-  auto seg = shm::create(spec.name.c_str(), size);
+  if (!opts.pin_path.empty()) {
+    if (auto pinned = reuse_pinned(spec, opts.pin_path)) return std::move(*pinned);
+  }
+  auto seg =
+      opts.pin_path.empty() ? shm::create(spec.name.c_str(), size) : shm::create_file(opts.pin_path, size);
   if (!seg) return seg.error();
   write_header(*reinterpret_cast<shm::Header*>(seg->base), spec, ncpus, size);
   return impl->make(spec, *seg, ncpus, true);
+}
+
+// libbpf's map_is_reuse_compat: a pinned map is reused when it matches the
+// definition; a mismatch is an error, never a silent replacement.
+std::optional<Result<MapPtr>> Map::reuse_pinned(const MapSpec& spec, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  auto m = open(fd);
+  close(fd);
+  if (!m) return Result<MapPtr>(fail("pinned map ", path, ": ", m.error().message));
+  const MapSpec& have = (*m)->spec();
+  if (have.type != spec.type || have.key_size != spec.key_size || have.value_size != spec.value_size ||
+      have.max_entries != spec.max_entries || have.map_flags != spec.map_flags)
+    return Result<MapPtr>(fail("pinned map ", path, " does not match the definition of '", spec.name,
+                               "' (type, key, value, max_entries or flags differ)"));
+  return m;
 }
 
 Result<MapPtr> Map::open(int fd) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "ember/maps.hpp"
 #include "ember/result.hpp"
@@ -44,6 +45,8 @@ struct Segment {
 
 // A zero-filled segment of `size` bytes.
 Result<Segment> create(const char* name, size_t size);
+// A zero-filled segment in a new file (pinned maps); fails if it exists.
+Result<Segment> create_file(const std::string& path, size_t size);
 // Maps the segment behind `fd` (duplicated; the caller keeps its fd).
 Result<Segment> attach(int fd);
 void release(Segment& s);

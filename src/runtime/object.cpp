@@ -10,6 +10,7 @@
 #include "ember/elf.hpp"
 #include "ember/runtime.hpp"
 #include "runtime/kconfig.hpp"
+#include "runtime/registry.hpp"
 
 namespace ember {
 
@@ -136,7 +137,11 @@ Status Object::create_maps() {
         std::memcpy(d.initial_value.data() + 8 * k, &*v, 8);
       }
     }
-    auto m = rt_.create_map(MapSpec::from_def(d));
+    std::string pin = d.pinning == MapPinning::ByName ? pin_dir() + "/" + d.name : "";
+    if (!pin.empty())
+      if (auto st = ensure_pin_dir(); !st)
+        return fail(linked_.name, ": map '", d.name, "': ", st.error().message);
+    auto m = rt_.create_map(MapSpec::from_def(d), pin);
     if (!m) return fail(linked_.name, ": ", m.error().message);
     maps_.push_back(*m);
     if (!d.initial_value.empty())

@@ -2,14 +2,36 @@
 // environment of one loaded program.
 #include "ember/runtime.hpp"
 
+#include <unistd.h>
+
+#include "runtime/registry.hpp"
+
 namespace ember {
 
 Runtime::Runtime(RuntimeOptions opts) : opts_(opts), helpers_(default_helper_table()) {}
 
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  if (opts_.publish) unpublish();
+}
 
-Result<MapPtr> Runtime::create_map(const MapSpec& spec) {
-  auto m = Map::create(spec, opts_.maps);
+// Rewrites the published list; a failure only costs other processes the view.
+void Runtime::republish() const {
+  if (!opts_.publish) return;
+  std::vector<PublishedMap> maps;
+  std::vector<PublishedProg> progs;
+  pid_t pid = getpid();
+  for (const auto& [id, m] : maps_)
+    maps.push_back({pid, id, m->fd(), std::string(map_type_name(m->type())),
+                    m->spec().name.empty() ? "-" : m->spec().name});
+  for (const auto& [id, p] : progs_)
+    progs.push_back({pid, id, std::string(prog_type_name(p->type())), p->name(), p->section()});
+  (void)publish(maps, progs);
+}
+
+Result<MapPtr> Runtime::create_map(const MapSpec& spec, const std::string& pin_path) {
+  MapOptions mo = opts_.maps;
+  mo.pin_path = pin_path;
+  auto m = Map::create(spec, mo);
   if (!m) return m.error();
   std::unique_lock lock(mu_);
   uint32_t id = next_map_id_++;
@@ -17,6 +39,7 @@ Result<MapPtr> Runtime::create_map(const MapSpec& spec) {
   (*m)->set_resolver(this);
   maps_[id] = *m;
   map_ids_[m->get()] = id;
+  republish();
   return *m;
 }
 
@@ -50,6 +73,7 @@ void Runtime::release_map(uint32_t id) {
   if (it == maps_.end()) return;
   map_ids_.erase(it->second.get());
   maps_.erase(it);
+  republish();
 }
 
 const Prog* Runtime::prog_by_id(uint32_t id) const {
@@ -69,12 +93,14 @@ uint32_t Runtime::add_prog(const Prog* p) {
   std::unique_lock lock(mu_);
   uint32_t id = next_prog_id_++;
   progs_[id] = p;
+  republish();
   return id;
 }
 
 void Runtime::release_prog(uint32_t id) {
   std::unique_lock lock(mu_);
   progs_.erase(id);
+  republish();
 }
 
 Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts) const {
