@@ -16,6 +16,7 @@
 #include "ember/vm.hpp"
 #include "programs.hpp"
 #include "support/kernel_bpf.hpp"
+#include "table_reporter.hpp"
 
 #ifdef EMBER_HAVE_DPDK
 #include <rte_bpf.h>
@@ -123,53 +124,6 @@ Result<std::unique_ptr<Loaded>> load(BenchProgram spec, bool kernel_ok, const st
 
 const char* const kEngines[] = {"ember", "ember_checked", "dpdk", "dpdk_jit", "kernel_jit"};
 
-// Collects the medians and prints the comparison table at the end.
-class TableReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred || r.aggregate_name != "median") continue;
-      std::string name = r.run_name.function_name;
-      size_t slash = name.find('/');
-      medians_[name.substr(0, slash)][name.substr(slash + 1)] = r.GetAdjustedRealTime();
-    }
-  }
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    std::printf("\nmedian ns per run (ratio = engine / ember; >1 means Ember is faster)\n");
-    std::printf("%-14s", "program");
-    for (const char* e : kEngines) std::printf(" %14s", e);
-    std::printf(" %10s %10s\n", "dpdk/ember", "kern/ember");
-    double log_dpdk = 0, log_kernel = 0;
-    int n_dpdk = 0, n_kernel = 0;
-    for (auto& [prog, by_engine] : medians_) {
-      std::printf("%-14s", prog.c_str());
-      for (const char* e : kEngines) {
-        auto it = by_engine.find(e);
-        if (it == by_engine.end())
-          std::printf(" %14s", "-");
-        else
-          std::printf(" %14.1f", it->second);
-      }
-      double ember = by_engine.count("ember") ? by_engine["ember"] : NAN;
-      double dpdk = by_engine.count("dpdk") ? by_engine["dpdk"] / ember : NAN;
-      double kern = by_engine.count("kernel_jit") ? by_engine["kernel_jit"] / ember : NAN;
-      std::printf(" %10.2f %10.2f\n", dpdk, kern);
-      if (prog == "empty") continue;  // overhead, not work: kept out of the means
-      if (!std::isnan(dpdk)) log_dpdk += std::log(dpdk), ++n_dpdk;
-      if (!std::isnan(kern)) log_kernel += std::log(kern), ++n_kernel;
-    }
-    std::printf(
-        "geometric mean over the work programs: dpdk/ember %.2f (%d programs), kernel_jit/ember %.2f (%d)\n",
-        n_dpdk ? std::exp(log_dpdk / n_dpdk) : NAN, n_dpdk, n_kernel ? std::exp(log_kernel / n_kernel) : NAN,
-        n_kernel);
-  }
-
- private:
-  std::map<std::string, std::map<std::string, double>> medians_;
-};
-
 }  // namespace
 }  // namespace ember::bench
 
@@ -208,7 +162,8 @@ int main(int argc, char** argv) {
         ->Iterations(100)
         ->Unit(benchmark::kNanosecond);
   }
-  TableReporter reporter;
+  TableReporter reporter(
+      {"median ns per run", {kEngines, kEngines + 5}, "ember", {"dpdk", "kernel_jit"}, {"empty"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
 #ifdef EMBER_HAVE_DPDK

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Builds ember_bench (Release) and runs it: every program in Ember's
-# interpreter (fast and checked), DPDK's librte_bpf and the kernel, five
-# repetitions each; the table of medians and ratios comes last.
-# Usage: bench/run.sh [extra Google Benchmark flags]
+# Builds the benchmarks (Release) and runs them, five repetitions each; the
+# table of medians and ratios comes last.
+#   interp: every program in Ember's interpreter (fast and checked), DPDK's
+#           librte_bpf and the kernel's JIT (ember_bench)
+#   maps:   map lookup/update/delete from the host and from programs, Ember
+#           against the kernel's bpf() and BPF_PROG_TEST_RUN (ember_map_bench)
+# Usage: bench/run.sh [interp|maps] [extra Google Benchmark flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BENCH=ON -DEMBER_TESTS=OFF >/dev/null
-ninja -C "$build" -j "$(nproc)" ember_bench >/dev/null
+suite=interp
+case "${1:-}" in interp|maps) suite=$1; shift ;; esac
+bin=ember_bench
+[ "$suite" = maps ] && bin=ember_map_bench
+ninja -C "$build" -j "$(nproc)" "$bin" >/dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, kernel $(uname -r), $(c++ --version | head -1)"
 [ "$(id -u)" -eq 0 ] || echo "note: not root, so the kernel peer will be skipped"
-exec "$build/bench/ember_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+exec "$build/bench/$bin" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_min_time=0.2 "$@"
