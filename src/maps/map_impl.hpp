@@ -26,6 +26,7 @@ extern const MapImpl kArrayImpl, kPercpuArrayImpl;
 extern const MapImpl kHashImpl, kPercpuHashImpl, kLruHashImpl, kLruPercpuHashImpl;
 extern const MapImpl kQueueImpl, kStackImpl, kBloomFilterImpl;
 extern const MapImpl kProgArrayImpl, kArrayOfMapsImpl, kCgroupArrayImpl, kHashOfMapsImpl;
+extern const MapImpl kLpmTrieImpl;
 
 // Whether `inner` may be stored in the map-in-map `outer`.
 bool inner_map_compatible(const MapSpec& outer, const MapSpec& inner);
