@@ -1,0 +1,150 @@
+// BTF, the BPF Type Format (Documentation/bpf/btf.rst): the types of an
+// object's `.BTF` section or of the kernel's /sys/kernel/btf/vmlinux, and the
+// `.BTF.ext` records that tie instructions to functions, source lines and
+// CO-RE relocations. Input is untrusted: parsing validates every id, name
+// and size, and the queries never read outside what parsing checked.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ember/isa.hpp"
+#include "ember/result.hpp"
+
+namespace ember {
+
+// BTF_KIND_* of linux/btf.h; Void is id 0, which no record describes.
+enum class BtfKind : uint8_t {
+  Void = 0,
+  Int = 1,
+  Ptr = 2,
+  Array = 3,
+  Struct = 4,
+  Union = 5,
+  Enum = 6,
+  Fwd = 7,
+  Typedef = 8,
+  Volatile = 9,
+  Const = 10,
+  Restrict = 11,
+  Func = 12,
+  FuncProto = 13,
+  Var = 14,
+  Datasec = 15,
+  Float = 16,
+  DeclTag = 17,
+  TypeTag = 18,
+  Enum64 = 19,
+};
+const char* btf_kind_name(BtfKind kind);  // "struct", "int", "func_proto" ...
+
+// BTF_INT_ENCODING bits.
+namespace btf_int {
+constexpr uint8_t kSigned = 1, kChar = 2, kBool = 4;
+}
+
+struct BtfMember {  // STRUCT and UNION members
+  std::string_view name;
+  uint32_t type = 0;
+  uint32_t bit_offset = 0;     // from the start of the struct
+  uint32_t bitfield_size = 0;  // 0 unless a bitfield (kflag structs only)
+};
+
+struct BtfEnumValue {  // ENUM and ENUM64 values, sign-extended when signed
+  std::string_view name;
+  int64_t value = 0;
+};
+
+struct BtfParam {  // FUNC_PROTO parameters; "" and type 0 for a final `...`
+  std::string_view name;
+  uint32_t type = 0;
+};
+
+struct BtfVarSecinfo {  // DATASEC entries
+  uint32_t type = 0;    // a VAR or FUNC
+  uint32_t offset = 0;  // in the ELF section
+  uint32_t size = 0;
+};
+
+struct BtfType {
+  BtfKind kind = BtfKind::Void;
+  bool kflag = false;  // bitfield structs, FWD of a union, signed enums
+  uint16_t vlen = 0;   // number of members, values, params or secinfos
+  std::string_view name;
+  // INT, ENUM, ENUM64, STRUCT, UNION, DATASEC, FLOAT: size in bytes.
+  uint32_t size = 0;
+  // PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG, FUNC (its proto),
+  // FUNC_PROTO (return type), VAR, DECL_TAG: the type referred to.
+  uint32_t type = 0;
+  uint8_t int_encoding = 0, int_offset = 0, int_bits = 0;      // INT
+  uint32_t array_elem = 0, array_index = 0, array_nelems = 0;  // ARRAY
+  uint32_t linkage = 0;                                        // VAR, FUNC
+  int32_t component_idx = -1;  // DECL_TAG: member/param index, -1 for the whole
+  uint32_t first = 0;          // where its members/values/params/secinfos start
+};
+
+class Btf {
+ public:
+  // Parses and validates a `.BTF` section (header, strings, every type).
+  // `what` names the source in error messages (file or path). The bytes are
+  // copied, so `btf_section` may be dropped after.
+  static Result<Btf> parse(std::span<const uint8_t> btf_section, std::string what);
+  // Reads a raw BTF file such as /sys/kernel/btf/vmlinux.
+  static Result<Btf> load_file(const std::string& path);
+  static constexpr const char* kVmlinuxPath = "/sys/kernel/btf/vmlinux";
+
+  // Number of ids, including id 0 (void).
+  uint32_t count() const { return static_cast<uint32_t>(types_.size()); }
+  // nullptr for an id out of range.
+  const BtfType* type(uint32_t id) const { return id < types_.size() ? &types_[id] : nullptr; }
+  std::string_view name(uint32_t id) const { return id < types_.size() ? types_[id].name : ""; }
+  BtfKind kind(uint32_t id) const { return id < types_.size() ? types_[id].kind : BtfKind::Void; }
+
+  std::span<const BtfMember> members(uint32_t id) const;         // STRUCT, UNION
+  std::span<const BtfEnumValue> enum_values(uint32_t id) const;  // ENUM, ENUM64
+  std::span<const BtfParam> params(uint32_t id) const;           // FUNC_PROTO
+  std::span<const BtfVarSecinfo> secinfos(uint32_t id) const;    // DATASEC
+
+  // Follows TYPEDEF, CONST, VOLATILE, RESTRICT and TYPE_TAG to the type they
+  // name or qualify (the id itself if it is none of those): libbpf's
+  // skip_mods_and_typedefs.
+  uint32_t resolve(uint32_t id) const;
+  // Size in bytes, as sizeof would give it: pointers are 8, arrays are
+  // elements * element size, a VAR or DECL_TAG the size of its type. An
+  // error for void, FWD, FUNC and FUNC_PROTO, which have none.
+  Result<uint64_t> size_of(uint32_t id) const;
+  // The first type with this exact name and kind; 0 if none.
+  uint32_t find(std::string_view name, BtfKind kind) const;
+  // Every type whose name is `essential` or `essential___flavor`, any kind
+  // (libbpf's candidate search for CO-RE).
+  std::vector<uint32_t> find_by_essential_name(std::string_view essential) const;
+  // A C-like spelling: "struct foo", "unsigned int", "char[16]", "int *",
+  // "const char *", "void (*)(int, long)".
+  std::string to_string(uint32_t id) const;
+  // "[7] STRUCT 'foo'": for messages.
+  std::string describe(uint32_t id) const;
+  const std::string& what() const { return what_; }
+
+ private:
+  friend class BtfParser;
+  std::string what_;
+  std::shared_ptr<const std::string> strings_;  // the names point into this
+  std::vector<BtfType> types_;
+  std::vector<BtfMember> members_;
+  std::vector<BtfEnumValue> enum_values_;
+  std::vector<BtfParam> params_;
+  std::vector<BtfVarSecinfo> secinfos_;
+  // essential name (without a "___flavor" suffix) -> ids; names point into strings_.
+  std::unordered_map<std::string_view, std::vector<uint32_t>> by_name_;
+};
+
+// "foo" for "foo___v2" (libbpf's bpf_core_essential_name_len: the suffix
+// starts at the LAST "___").
+std::string_view btf_essential_name(std::string_view name);
+
+}  // namespace ember
