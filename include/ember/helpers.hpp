@@ -139,6 +139,8 @@ std::span<const HelperDef> map_helpers();
 std::span<const HelperDef> probe_helpers();
 // snprintf, trace_vprintk, strtol, strtoul, strncmp (src/helpers/string_helpers.cpp).
 std::span<const HelperDef> string_helpers();
+// bpf_get_stackid, bpf_get_stack (src/helpers/stack_helpers.cpp).
+std::span<const HelperDef> stack_helpers();
 // The bpf_conformance suite's table: helper 5 returns its first argument
 // (the "unwind" helper of uBPF that call_unwind_fail expects).
 HelperTable conformance_helper_table();

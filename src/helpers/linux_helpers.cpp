@@ -185,6 +185,7 @@ HelperTable default_helper_table() {
   t.add(map_helpers());
   t.add(probe_helpers());
   t.add(string_helpers());
+  t.add(stack_helpers());
   return t;
 }
 

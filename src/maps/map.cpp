@@ -77,6 +77,7 @@ const MapImpl* find_impl(MapType type) {
       &kArrayImpl,       &kPercpuArrayImpl,   &kHashImpl,    &kPercpuHashImpl,
       &kLruHashImpl,     &kLruPercpuHashImpl, &kQueueImpl,   &kStackImpl,
       &kBloomFilterImpl, &kProgArrayImpl,     &kLpmTrieImpl, &kArrayOfMapsImpl,
+      &kStackTraceImpl,
       &kHashOfMapsImpl,  &kCgroupArrayImpl,   &kRingbufImpl, &kPerfEventArrayImpl};
   for (const MapImpl* m : kAll)
     if (m->type == type) return m;

@@ -27,6 +27,7 @@ extern const MapImpl kHashImpl, kPercpuHashImpl, kLruHashImpl, kLruPercpuHashImp
 extern const MapImpl kQueueImpl, kStackImpl, kBloomFilterImpl;
 extern const MapImpl kProgArrayImpl, kArrayOfMapsImpl, kCgroupArrayImpl, kHashOfMapsImpl;
 extern const MapImpl kLpmTrieImpl;
+extern const MapImpl kStackTraceImpl;
 
 // Whether `inner` may be stored in the map-in-map `outer`.
 bool inner_map_compatible(const MapSpec& outer, const MapSpec& inner);
