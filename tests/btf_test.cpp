@@ -296,5 +296,90 @@ TEST(Btf, MutationsNeverCrash) {
   }
 }
 
+// An object's .BTF and .BTF.ext, parsed.
+struct Parsed {
+  Btf btf;
+  BtfExt ext;
+};
+
+Parsed parse_object(const std::string& stem) {
+  std::vector<uint8_t> bytes = object_bytes(stem);
+  auto elf = ElfFile::parse(bytes, stem);
+  EXPECT_TRUE(elf.ok());
+  const ElfSection* b = elf->section(".BTF");
+  const ElfSection* e = elf->section(".BTF.ext");
+  EXPECT_TRUE(b && e);
+  Btf btf = parse_ok(b->data, stem);
+  auto ext = BtfExt::parse(e->data, btf, stem);
+  EXPECT_TRUE(ext.ok()) << ext.error().message;
+  return {std::move(btf), ext ? std::move(*ext) : BtfExt{}};
+}
+
+TEST(BtfExt, FuncAndLineInfo) {
+  Parsed p = parse_object("btf_types");
+  ASSERT_EQ(p.ext.func_info().size(), 1u);
+  EXPECT_EQ(p.ext.func_info()[0].name, "socket");
+  EXPECT_EQ(p.btf.name(p.ext.func_at("socket", 3)), "btf_types");
+  EXPECT_EQ(p.ext.func_at(".text", 0), 0u);
+  const BtfLineInfo* first = p.ext.line_at("socket", 0);
+  ASSERT_NE(first, nullptr);
+  EXPECT_NE(first->file.find("btf_types.bpf.c"), std::string::npos) << first->file;
+  EXPECT_NE(first->source.find("sample_var.flags = skb->len & 7"), std::string::npos) << first->source;
+  EXPECT_EQ(first->line, 39u);
+  EXPECT_GT(first->column, 0u);
+  // The last instruction is the return: its line comes from the last record.
+  const BtfLineInfo* last = p.ext.line_at("socket", 1000);
+  ASSERT_NE(last, nullptr);
+  EXPECT_GE(last->line, first->line);
+  EXPECT_EQ(p.ext.line_at("nosuch", 0), nullptr);
+}
+
+TEST(BtfExt, CoreRelocationRecords) {
+  Parsed p = parse_object("core_reads");
+  ASSERT_EQ(p.ext.core_relos().size(), 1u);
+  const auto& relos = p.ext.core_relos()[0];
+  EXPECT_EQ(relos.name, "socket");
+  std::vector<std::string> seen;
+  for (const BtfCoreRelo& r : relos.records)
+    seen.push_back(std::to_string(r.insn_off / 8) + " " + core_relo_kind_name(r.kind) + " " +
+                   p.btf.to_string(r.type_id) + " " + r.access);
+  std::vector<std::string> want = {
+      "1 byte_off struct foo 0:0",      "2 byte_off struct foo 0:1",
+      "9 byte_off struct foo 0:4:2:1",  "20 byte_off struct foo 0:3",
+      "24 byte_sz struct foo 0:3",      "28 lshift_u64 struct foo 0:3",
+      "29 signed struct foo 0:3",       "31 rshift_u64 struct foo 0:3",
+      "33 rshift_u64 struct foo 0:3",   "34 field_exists struct foo 0:5",
+      "44 byte_sz struct foo 0:1",      "46 type_exists struct local_only 0",
+      "49 type_size struct foo 0",      "51 enumval_exists enum state 1",
+      "55 enumval_value enum state 2",  "58 local_type_id struct foo 0",
+      "61 target_type_id struct foo 0",
+  };
+  EXPECT_EQ(seen, want);
+}
+
+TEST(BtfExt, CorruptInputIsAnError) {
+  Parsed p = parse_object("core_reads");
+  std::vector<uint8_t> bytes = object_bytes("core_reads");
+  auto elf = ElfFile::parse(bytes, "core_reads");
+  ASSERT_TRUE(elf.ok());
+  std::vector<uint8_t> ext(elf->section(".BTF.ext")->data.begin(), elf->section(".BTF.ext")->data.end());
+  auto bad = [&](size_t at, uint8_t value, const char* message) {
+    std::vector<uint8_t> m = ext;
+    m.at(at) = value;
+    auto r = BtfExt::parse(m, p.btf, "c.o");
+    ASSERT_FALSE(r.ok()) << message;
+    EXPECT_NE(r.error().message.find(message), std::string::npos) << r.error().message;
+  };
+  bad(0, 0, "bad magic");
+  bad(11, 0xff, "func_info [");  // func_info_off far out
+  bad(32, 3, "record size 3");   // func_info record size
+  for (size_t n = 0; n < ext.size(); ++n) (void)BtfExt::parse(std::span(ext).first(n), p.btf, "cut");
+  for (size_t i = 0; i < ext.size(); ++i) {
+    std::vector<uint8_t> m = ext;
+    m[i] ^= 0x5a;
+    (void)BtfExt::parse(m, p.btf, "mutated");
+  }
+}
+
 }  // namespace
 }  // namespace ember

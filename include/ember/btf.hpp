@@ -128,6 +128,9 @@ class Btf {
   std::string to_string(uint32_t id) const;
   // "[7] STRUCT 'foo'": for messages.
   std::string describe(uint32_t id) const;
+  // The NUL-terminated string at `offset` of the string section, or an
+  // error if the offset is outside it (for .BTF.ext, which names into it).
+  Result<std::string_view> string_at(uint32_t offset) const;
   const std::string& what() const { return what_; }
 
  private:
@@ -141,6 +144,77 @@ class Btf {
   std::vector<BtfVarSecinfo> secinfos_;
   // essential name (without a "___flavor" suffix) -> ids; names point into strings_.
   std::unordered_map<std::string_view, std::vector<uint32_t>> by_name_;
+};
+
+// .BTF.ext (libbpf's struct btf_ext_header and the records after it): what
+// clang writes beside .BTF to tie instructions to functions, source lines
+// and CO-RE relocations, per ELF code section. Instruction offsets are in
+// bytes from the start of that section, as in the object file.
+struct BtfFuncInfo {  // struct bpf_func_info
+  uint32_t insn_off = 0;
+  uint32_t type_id = 0;  // a FUNC
+};
+
+struct BtfLineInfo {  // struct bpf_line_info
+  uint32_t insn_off = 0;
+  std::string file;
+  std::string source;  // the text of the source line
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
+// enum bpf_core_relo_kind.
+enum class CoreReloKind : uint32_t {
+  FieldByteOffset = 0,
+  FieldByteSize = 1,
+  FieldExists = 2,
+  FieldSigned = 3,
+  FieldLshiftU64 = 4,
+  FieldRshiftU64 = 5,
+  TypeIdLocal = 6,
+  TypeIdTarget = 7,
+  TypeExists = 8,
+  TypeSize = 9,
+  EnumvalExists = 10,
+  EnumvalValue = 11,
+  TypeMatches = 12,
+};
+const char* core_relo_kind_name(CoreReloKind kind);  // "byte_off", "type_exists" ... as libbpf prints them
+
+struct BtfCoreRelo {  // struct bpf_core_relo
+  uint32_t insn_off = 0;
+  uint32_t type_id = 0;  // in the object's own BTF
+  std::string access;    // "0:1:2": the access spec
+  CoreReloKind kind = CoreReloKind::FieldByteOffset;
+};
+
+template <class Record>
+struct BtfExtSection {
+  std::string name;             // the ELF code section ("socket", ".text" ...)
+  std::vector<Record> records;  // sorted by insn_off
+};
+
+class BtfExt {
+ public:
+  // Parses .BTF.ext against the .BTF it accompanies (names, FUNC ids and
+  // access strings point into it). `what` names the file in messages.
+  static Result<BtfExt> parse(std::span<const uint8_t> bytes, const Btf& btf, std::string what);
+
+  const std::vector<BtfExtSection<BtfFuncInfo>>& func_info() const { return func_info_; }
+  const std::vector<BtfExtSection<BtfLineInfo>>& line_info() const { return line_info_; }
+  const std::vector<BtfExtSection<BtfCoreRelo>>& core_relos() const { return core_relos_; }
+
+  // The line record that covers instruction `insn` (an index, 8 bytes per
+  // slot) of `section`: the last one at or before it. nullptr if none.
+  const BtfLineInfo* line_at(std::string_view section, uint32_t insn) const;
+  // The FUNC that instruction `insn` of `section` belongs to, 0 if unknown.
+  uint32_t func_at(std::string_view section, uint32_t insn) const;
+
+ private:
+  friend class BtfExtParser;
+  std::vector<BtfExtSection<BtfFuncInfo>> func_info_;
+  std::vector<BtfExtSection<BtfLineInfo>> line_info_;
+  std::vector<BtfExtSection<BtfCoreRelo>> core_relos_;
 };
 
 // "foo" for "foo___v2" (libbpf's bpf_core_essential_name_len: the suffix

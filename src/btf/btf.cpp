@@ -621,6 +621,12 @@ class TypeSpeller {
 
 std::string Btf::to_string(uint32_t id) const { return TypeSpeller(*this).spell(id, ""); }
 
+Result<std::string_view> Btf::string_at(uint32_t offset) const {
+  if (!strings_ || offset >= strings_->size())
+    return fail("string offset ", offset, " outside the string section");
+  return std::string_view(strings_->c_str() + offset);  // the section ends with a NUL
+}
+
 std::string Btf::describe(uint32_t id) const {
   std::string s = "[" + std::to_string(id) + "] ";
   for (const char* c = btf_kind_name(kind(id)); *c; ++c) s += static_cast<char>(std::toupper(*c));
