@@ -65,10 +65,18 @@ struct Node {
 };
 constexpr size_t kNodeHeader = sizeof(Node);
 
+// struct bpf_lpm_trie_key_u8, read out of the caller's memory (which
+// need not be aligned).
 struct Key {
   uint32_t prefixlen;
-  uint8_t data[];
+  const uint8_t* data;
 };
+Key key_at(const void* p) {
+  Key k;
+  std::memcpy(&k.prefixlen, p, 4);
+  k.data = static_cast<const uint8_t*>(p) + 4;
+  return k;
+}
 
 uint32_t data_size(const MapSpec& s) { return s.key_size - 4; }
 uint32_t pool_nodes(const MapSpec& s) { return static_cast<uint32_t>(2ull * s.max_entries + 1); }
@@ -114,29 +122,29 @@ class LpmTrie final : public Map {
   // ---- host side ----
   int lookup(const void* key, void* value) const override {
     bool found = read_section([&] {
-      const Node* n = longest_match(static_cast<const Key*>(key));
+      const Node* n = longest_match(key_at(key));
       if (n) std::memcpy(value, value_of(n), spec_.value_size);
       return n != nullptr;
     });
     return found ? 0 : -ENOENT;
   }
   int update(const void* key, const void* value, uint64_t flags) override {
-    return upsert(static_cast<const Key*>(key), value, flags);
+    return upsert(key_at(key), value, flags);
   }
-  int erase(const void* key) override { return remove(static_cast<const Key*>(key)); }
+  int erase(const void* key) override { return remove(key_at(key)); }
   int next_key(const void* key, void* next) const override;
 
   // ---- program side (the same trie_*_elem functions serve both in the kernel) ----
   void* prog_lookup(const void* key) override {
     return read_section([&] {
-      const Node* n = longest_match(static_cast<const Key*>(key));
+      const Node* n = longest_match(key_at(key));
       return n ? const_cast<uint8_t*>(value_of(n)) : nullptr;
     });
   }
   long prog_update(const void* key, const void* value, uint64_t flags) override {
-    return upsert(static_cast<const Key*>(key), value, flags);
+    return upsert(key_at(key), value, flags);
   }
-  long prog_delete(const void* key) override { return remove(static_cast<const Key*>(key)); }
+  long prog_delete(const void* key) override { return remove(key_at(key)); }
 
  private:
   // Holds the lock and keeps the sequence odd for the writer's changes.
@@ -182,19 +190,19 @@ class LpmTrie final : public Map {
   static const uint8_t* data_of(const Node* n) { return reinterpret_cast<const uint8_t*>(n) + kNodeHeader; }
   const uint8_t* value_of(const Node* n) const { return data_of(n) + shm::round_up(data_size_, 8); }
   uint8_t* value_of(Node* n) const { return data_of(n) + shm::round_up(data_size_, 8); }
-  uint32_t match(const Node* n, const Key* key) const {
-    uint32_t limit = std::min(std::min(load(n->prefixlen), key->prefixlen), max_bits_);
-    return common_bits(data_of(n), key->data, data_size_, limit);
+  uint32_t match(const Node* n, const Key& key) const {
+    uint32_t limit = std::min(std::min(load(n->prefixlen), key.prefixlen), max_bits_);
+    return common_bits(data_of(n), key.data, data_size_, limit);
   }
 
-  const Node* longest_match(const Key* key) const;
-  uint32_t* find_slot(const Key* key, uint32_t* matchlen);
+  const Node* longest_match(const Key& key) const;
+  uint32_t* find_slot(const Key& key, uint32_t* matchlen);
   int check_add(uint64_t flags);
   uint32_t alloc_node();
   void free_node(uint32_t ref);
-  uint32_t new_leaf(const Key* key, const void* value);
-  int upsert(const Key* key, const void* value, uint64_t flags);
-  int remove(const Key* key);
+  uint32_t new_leaf(const Key& key, const void* value);
+  int upsert(const Key& key, const void* value, uint64_t flags);
+  int remove(const Key& key);
   const Node* leftmost(const Node* from) const;
   const Node* successor(const Key* key) const;
 
@@ -207,8 +215,8 @@ class LpmTrie final : public Map {
 // trie_lookup_elem: the deepest real node whose prefix the key matches; a
 // full-length match ends the walk at once. A key longer than the data
 // matches nothing (current kernels check this; older ones clamped it).
-const Node* LpmTrie::longest_match(const Key* key) const {
-  if (key->prefixlen > max_bits_) return nullptr;
+const Node* LpmTrie::longest_match(const Key& key) const {
+  if (key.prefixlen > max_bits_) return nullptr;
   const Node* found = nullptr;
   const Node* n = node(load(meta_->root));
   for (uint32_t depth = 0; n && depth <= max_bits_; ++depth) {
@@ -217,20 +225,20 @@ const Node* LpmTrie::longest_match(const Key* key) const {
     uint32_t plen = load(n->prefixlen);
     if (matchlen < plen || plen >= max_bits_) break;  // the second: only a torn read
     if (!(load(n->flags) & kIntermediate)) found = n;
-    n = node(load(n->child[bit(key->data, plen)]));
+    n = node(load(n->child[bit(key.data, plen)]));
   }
   return found;
 }
 
 // The walk trie_update_elem starts with: the slot holding the node where
 // the key's place is (or an empty slot), and the bits that node matches.
-uint32_t* LpmTrie::find_slot(const Key* key, uint32_t* matchlen) {
+uint32_t* LpmTrie::find_slot(const Key& key, uint32_t* matchlen) {
   uint32_t* slot = &meta_->root;
   *matchlen = 0;
   for (Node* n; (n = node(*slot));) {
     *matchlen = match(n, key);
-    if (n->prefixlen != *matchlen || n->prefixlen == key->prefixlen) break;
-    slot = &n->child[bit(key->data, n->prefixlen)];
+    if (n->prefixlen != *matchlen || n->prefixlen == key.prefixlen) break;
+    slot = &n->child[bit(key.data, n->prefixlen)];
   }
   return slot;
 }
@@ -259,23 +267,23 @@ void LpmTrie::free_node(uint32_t ref) {
   meta_->free_head = ref;
 }
 
-uint32_t LpmTrie::new_leaf(const Key* key, const void* value) {
+uint32_t LpmTrie::new_leaf(const Key& key, const void* value) {
   uint32_t ref = alloc_node();
   Node* n = node(ref);
   store(n->child[0], 0u);
   store(n->child[1], 0u);
-  store(n->prefixlen, key->prefixlen);
+  store(n->prefixlen, key.prefixlen);
   store(n->flags, 0u);
   // The whole data, bits past the prefix included: get_next_key returns it.
-  std::memcpy(data_of(n), key->data, data_size_);
+  std::memcpy(data_of(n), key.data, data_size_);
   std::memcpy(value_of(n), value, spec_.value_size);
   return ref;
 }
 
 // trie_update_elem: EINVAL for flags above BPF_EXIST or a prefix longer
 // than the data; EEXIST, ENOENT as the flags ask; ENOSPC when full.
-int LpmTrie::upsert(const Key* key, const void* value, uint64_t flags) {
-  if (flags > kBpfExist || key->prefixlen > max_bits_) return -EINVAL;
+int LpmTrie::upsert(const Key& key, const void* value, uint64_t flags) {
+  if (flags > kBpfExist || key.prefixlen > max_bits_) return -EINVAL;
   WriteSection w(*meta_);
   uint32_t matchlen;
   uint32_t* slot = find_slot(key, &matchlen);
@@ -301,7 +309,7 @@ int LpmTrie::upsert(const Key* key, const void* value, uint64_t flags) {
   }
   if (int e = check_add(flags)) return e;
   uint32_t ref = new_leaf(key, value);
-  if (matchlen == key->prefixlen) {  // the new prefix covers `n`: insert above it
+  if (matchlen == key.prefixlen) {  // the new prefix covers `n`: insert above it
     store(node(ref)->child[bit(data_of(n), matchlen)], *slot);
     store(*slot, ref);
     return 0;
@@ -312,7 +320,7 @@ int LpmTrie::upsert(const Key* key, const void* value, uint64_t flags) {
   store(m->prefixlen, matchlen);
   store(m->flags, kIntermediate);
   std::memcpy(data_of(m), data_of(n), data_size_);
-  unsigned b = bit(key->data, matchlen);
+  unsigned b = bit(key.data, matchlen);
   store(m->child[b], ref);
   store(m->child[1 - b], *slot);
   store(*slot, im);
@@ -322,20 +330,20 @@ int LpmTrie::upsert(const Key* key, const void* value, uint64_t flags) {
 // trie_delete_elem: exact prefix only (ENOENT otherwise). A node with two
 // children stays as an intermediate node; a leaf under an intermediate
 // node takes that node with it, so intermediate nodes keep two children.
-int LpmTrie::remove(const Key* key) {
-  if (key->prefixlen > max_bits_) return -EINVAL;
+int LpmTrie::remove(const Key& key) {
+  if (key.prefixlen > max_bits_) return -EINVAL;
   WriteSection w(*meta_);
   uint32_t *trim = &meta_->root, *trim2 = trim;
   Node *n = nullptr, *parent = nullptr;
   uint32_t matchlen = 0;
   while ((n = node(*trim))) {
     matchlen = match(n, key);
-    if (n->prefixlen != matchlen || n->prefixlen == key->prefixlen) break;
+    if (n->prefixlen != matchlen || n->prefixlen == key.prefixlen) break;
     parent = n;
     trim2 = trim;
-    trim = &n->child[bit(key->data, n->prefixlen)];
+    trim = &n->child[bit(key.data, n->prefixlen)];
   }
-  if (!n || n->prefixlen != key->prefixlen || n->prefixlen != matchlen || (n->flags & kIntermediate))
+  if (!n || n->prefixlen != key.prefixlen || n->prefixlen != matchlen || (n->flags & kIntermediate))
     return -ENOENT;
   --meta_->n_entries;
   if (n->child[0] && n->child[1]) {
@@ -380,7 +388,7 @@ const Node* LpmTrie::successor(const Key* key) const {
   uint32_t matchlen = 0;
   for (; n; n = node(n->child[bit(key->data, n->prefixlen)])) {
     path.push_back(n);
-    matchlen = match(n, key);
+    matchlen = match(n, *key);
     if (n->prefixlen != matchlen || n->prefixlen == key->prefixlen) break;
   }
   if (!n || n->prefixlen != matchlen || (n->flags & kIntermediate)) return leftmost(root);
@@ -395,11 +403,11 @@ const Node* LpmTrie::successor(const Key* key) const {
 int LpmTrie::next_key(const void* key, void* next) const {
   shm::SpinGuard g(meta_->lock);  // a host call: simply keep writers out
   if (!meta_->root) return -ENOENT;
-  const Node* n = successor(static_cast<const Key*>(key));
+  Key k = key ? key_at(key) : Key{};
+  const Node* n = successor(key ? &k : nullptr);
   if (!n) return -ENOENT;
-  auto* out = static_cast<Key*>(next);
-  out->prefixlen = n->prefixlen;
-  std::memcpy(out->data, data_of(n), data_size_);
+  std::memcpy(next, &n->prefixlen, 4);
+  std::memcpy(static_cast<uint8_t*>(next) + 4, data_of(n), data_size_);
   return 0;
 }
 
