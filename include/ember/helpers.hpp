@@ -53,9 +53,17 @@ enum class ArgType : uint8_t {
   PtrToFunc,
   PtrToStackOrNull,  // callback context
   PtrToSpinLock,     // a struct bpf_spin_lock inside a map value
+  PtrToAllocMem,     // memory a helper handed out (ARG_PTR_TO_ALLOC_MEM: bpf_ringbuf_reserve's)
+  ConstAllocSizeOrZero,  // the size of memory the helper allocates (ARG_CONST_ALLOC_SIZE_OR_ZERO)
 };
 
-enum class RetType : uint8_t { Integer, Void, MapValueOrNull, MemOrNull };
+enum class RetType : uint8_t {
+  Integer,
+  Void,
+  MapValueOrNull,
+  MemOrNull,
+  RingbufMemOrNull,  // RET_PTR_TO_RINGBUF_MEM_OR_NULL: bpf_ringbuf_reserve
+};
 
 struct HelperProto {
   RetType ret = RetType::Integer;
@@ -141,6 +149,8 @@ std::span<const HelperDef> probe_helpers();
 std::span<const HelperDef> string_helpers();
 // bpf_get_stackid, bpf_get_stack (src/helpers/stack_helpers.cpp).
 std::span<const HelperDef> stack_helpers();
+// Ring buffer and perf event output (src/helpers/event_helpers.cpp).
+std::span<const HelperDef> event_helpers();
 // The bpf_conformance suite's table: helper 5 returns its first argument
 // (the "unwind" helper of uBPF that call_unwind_fail expects).
 HelperTable conformance_helper_table();

@@ -186,6 +186,7 @@ HelperTable default_helper_table() {
   t.add(probe_helpers());
   t.add(string_helpers());
   t.add(stack_helpers());
+  t.add(event_helpers());
   return t;
 }
 

@@ -28,6 +28,7 @@ extern const MapImpl kQueueImpl, kStackImpl, kBloomFilterImpl;
 extern const MapImpl kProgArrayImpl, kArrayOfMapsImpl, kCgroupArrayImpl, kHashOfMapsImpl;
 extern const MapImpl kLpmTrieImpl;
 extern const MapImpl kStackTraceImpl;
+extern const MapImpl kRingbufImpl, kPerfEventArrayImpl;
 
 // Whether `inner` may be stored in the map-in-map `outer`.
 bool inner_map_compatible(const MapSpec& outer, const MapSpec& inner);

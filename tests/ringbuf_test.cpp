@@ -1,0 +1,507 @@
+// Ring buffers and perf event arrays: the helpers' results as the kernel's
+// (reserve/submit/discard/output/query, flags, errno), the record layout,
+// wrap-around, a full ring, wakeups, a consumer in another process, many
+// producers at once, perf rings per CPU with lost samples, and the same
+// program run in Ember and in the kernel leaving the same bytes in the ring.
+#include "ember/ringbuf.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "ember/helpers.hpp"
+#include "ember/maps.hpp"
+#include "ember/vm.hpp"
+#include "maps/ringbuf_map.hpp"
+#include "support/kernel_bpf.hpp"
+#include "test_util.hpp"
+
+namespace ember {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+constexpr int kOutput = 130, kReserve = 131, kSubmit = 132, kDiscard = 133, kQuery = 134, kPerfOutput = 25;
+
+MapPtr make_map(MapType type, uint32_t max_entries, uint32_t key = 0, uint32_t value = 0,
+                uint32_t ncpus = 0) {
+  MapSpec s{"events", type, key, value, max_entries};
+  auto m = Map::create(s, MapOptions{ncpus});
+  EXPECT_TRUE(m.ok()) << m.error().message;
+  return m.ok() ? *m : nullptr;
+}
+
+MapPtr make_ringbuf(uint32_t size) { return make_map(MapType::Ringbuf, size); }
+
+// Calls helper `id` as a verified program would (no checked mode).
+uint64_t call(int id, uint64_t r1 = 0, uint64_t r2 = 0, uint64_t r3 = 0, uint64_t r4 = 0, uint64_t r5 = 0) {
+  static const HelperTable table = default_helper_table();
+  const HelperDef* d = table.find(id);
+  EXPECT_NE(d, nullptr) << id;
+  HelperCall c;
+  return d ? d->fn(c, r1, r2, r3, r4, r5) : 0;
+}
+uint64_t u(const void* p) { return reinterpret_cast<uint64_t>(p); }
+uint64_t u(const MapPtr& m) { return reinterpret_cast<uint64_t>(m.get()); }
+int64_t s64(uint64_t v) { return static_cast<int64_t>(v); }
+
+std::vector<Bytes> drain(const MapPtr& m) {
+  std::vector<Bytes> out;
+  auto c = RingBufferConsumer::create(m, [&](const void* d, size_t n) {
+    out.emplace_back(static_cast<const uint8_t*>(d), static_cast<const uint8_t*>(d) + n);
+    return 0;
+  });
+  EXPECT_TRUE(c.ok());
+  if (c.ok()) {
+    int n = (*c)->consume();
+    EXPECT_EQ(n, static_cast<int>(out.size()));
+  }
+  return out;
+}
+
+Bytes pattern(size_t n, uint8_t seed) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(seed + i * 7);
+  return b;
+}
+
+std::string create_error(MapSpec s) {
+  auto m = Map::create(s);
+  return m.ok() ? "" : m.error().message;
+}
+
+TEST(RingbufMapTest, DefinitionsTheKernelRejectsAreErrors) {
+  EXPECT_NE(create_error({"rb1", MapType::Ringbuf, 4, 0, 4096}).find("'rb1'"), std::string::npos);
+  EXPECT_NE(create_error({"rb2", MapType::Ringbuf, 0, 8, 4096}).find("key_size and value_size"),
+            std::string::npos);
+  for (uint32_t bad : {0u, 2048u, 3 * 4096u, 4096u + 8})
+    EXPECT_NE(create_error({"rb3", MapType::Ringbuf, 0, 0, bad}).find("power of 2"), std::string::npos)
+        << bad;
+  EXPECT_NE(create_error({"rb4", MapType::Ringbuf, 0, 0, 4096, map_flag::kMmapable}).find("map_flags"),
+            std::string::npos);
+  EXPECT_EQ(create_error({"rb5", MapType::Ringbuf, 0, 0, 1u << 20, map_flag::kNumaNode}), "");
+  // The host's bpf() element operations do not apply (-ENOTSUPP).
+  auto m = make_ringbuf(4096);
+  uint8_t v[8];
+  EXPECT_EQ(m->lookup(nullptr, v), -524);
+  EXPECT_EQ(m->update(nullptr, v, 0), -524);
+}
+
+TEST(RingbufHelpers, ReserveSubmitDiscardOutputQuery) {
+  auto m = make_ringbuf(4096);
+  auto q = [&](uint64_t f) { return call(kQuery, u(m), f); };
+  EXPECT_EQ(q(ringbuf_flag::kRingSize), 4096u);
+  EXPECT_EQ(q(ringbuf_flag::kAvailData), 0u);
+  EXPECT_EQ(q(ringbuf_flag::kProdPos), 0u);
+  EXPECT_EQ(q(99), 0u);  // unknown: 0
+
+  Bytes hello = {'h', 'e', 'l', 'l', 'o'};
+  EXPECT_EQ(call(kOutput, u(m), u(hello.data()), 5, 0), 0u);
+  EXPECT_EQ(s64(call(kOutput, u(m), u(hello.data()), 5, 4)), -EINVAL);  // unknown flag
+  EXPECT_EQ(q(ringbuf_flag::kProdPos), 16u);                            // 8-byte header + 5, rounded to 8
+  EXPECT_EQ(call(kReserve, u(m), 10, 1), 0u);                           // reserve takes no flags
+  auto* p = reinterpret_cast<uint8_t*>(call(kReserve, u(m), 10, 0));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(q(ringbuf_flag::kProdPos), 40u);
+  EXPECT_EQ(q(ringbuf_flag::kAvailData), 40u);
+  std::memcpy(p, "0123456789", 10);
+  auto* gone = reinterpret_cast<uint8_t*>(call(kReserve, u(m), 3, 0));
+  ASSERT_NE(gone, nullptr);
+  gone[0] = 'x';
+  EXPECT_EQ(call(kDiscard, u(gone), 0), 0u);
+  // The BUSY record in front holds the discarded one back from the consumer.
+  EXPECT_EQ(drain(m), std::vector<Bytes>{hello});
+  EXPECT_EQ(call(kQuery, u(m), ringbuf_flag::kConsPos), 16u);
+  EXPECT_EQ(call(kSubmit, u(p), 0), 0u);
+
+  // The kernel's layout: {len, pg_off} headers, data at page 3 of the map.
+  auto& rb = static_cast<maps::RingbufMap&>(*m);
+  uint32_t hdr[2];
+  std::memcpy(hdr, rb.data() + 40, 8);
+  EXPECT_EQ(hdr[0], 3u | maps::ringbuf::kDiscardBit);
+  EXPECT_EQ(hdr[1], 3u);
+  std::memcpy(hdr, rb.data() + 16, 8);
+  EXPECT_EQ(hdr[0], 10u);
+
+  EXPECT_EQ(drain(m), std::vector<Bytes>{Bytes(p, p + 10)});
+  EXPECT_EQ(q(ringbuf_flag::kConsPos), 56u);
+  EXPECT_EQ(q(ringbuf_flag::kAvailData), 0u);
+}
+
+TEST(RingbufHelpers, WrongMapTypeIsEinval) {
+  auto arr = make_map(MapType::Array, 4, 4, 8);
+  uint8_t d[8] = {};
+  EXPECT_EQ(s64(call(kOutput, u(arr), u(d), 8, 0)), -EINVAL);
+  EXPECT_EQ(call(kReserve, u(arr), 8, 0), 0u);
+  EXPECT_EQ(call(kQuery, u(arr), ringbuf_flag::kRingSize), 0u);
+  auto rb = make_ringbuf(4096);
+  EXPECT_EQ(s64(call(kPerfOutput, 0, u(rb), kBpfFCurrentCpu, u(d), 8)), -EINVAL);
+}
+
+TEST(RingbufHelpers, RecordsOfOddSizesComeBackExactly) {
+  auto m = make_ringbuf(16384);
+  for (size_t n = 0; n <= 41; ++n) {
+    Bytes b = pattern(n, static_cast<uint8_t>(n));
+    ASSERT_EQ(call(kOutput, u(m), u(b.data()), n, 0), 0u) << n;
+  }
+  auto recs = drain(m);
+  ASSERT_EQ(recs.size(), 42u);
+  uint64_t pos = 0;
+  for (size_t n = 0; n <= 41; ++n) {
+    EXPECT_EQ(recs[n], pattern(n, static_cast<uint8_t>(n))) << n;
+    pos += (n + 8 + 7) / 8 * 8;
+  }
+  EXPECT_EQ(call(kQuery, u(m), ringbuf_flag::kProdPos), pos);
+}
+
+TEST(RingbufHelpers, RecordsWrapAroundTheEndContiguously) {
+  auto m = make_ringbuf(4096);
+  std::vector<Bytes> want;
+  for (int round = 0; round < 40; ++round) {
+    Bytes b = pattern(1000 + round, static_cast<uint8_t>(round));
+    auto* p = reinterpret_cast<uint8_t*>(call(kReserve, u(m), b.size(), 0));
+    ASSERT_NE(p, nullptr) << round;
+    std::memcpy(p, b.data(), b.size());  // across the end: the second mapping
+    call(kSubmit, u(p), 0);
+    auto got = drain(m);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0], b) << round;
+  }
+  EXPECT_GT(call(kQuery, u(m), ringbuf_flag::kProdPos), 8 * 4096u);
+}
+
+TEST(RingbufHelpers, FullRingRefusesReservations) {
+  auto m = make_ringbuf(4096);
+  uint8_t d[8] = {};
+  EXPECT_EQ(call(kReserve, u(m), 4089, 0), 0u);  // 4104 bytes with its header: larger than the ring
+  EXPECT_EQ(call(kReserve, u(m), 4081, 0), 0u);  // exactly the ring: producer may get only size - 1 ahead
+  auto* p = reinterpret_cast<uint8_t*>(call(kReserve, u(m), 4080, 0));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(call(kReserve, u(m), 0, 0), 0u);
+  EXPECT_EQ(s64(call(kOutput, u(m), u(d), 1, 0)), -EAGAIN);
+  call(kSubmit, u(p), 0);
+  EXPECT_EQ(s64(call(kOutput, u(m), u(d), 1, 0)), -EAGAIN);  // submitted is not consumed
+  EXPECT_EQ(drain(m).size(), 1u);
+  EXPECT_EQ(call(kOutput, u(m), u(d), 1, 0), 0u);
+}
+
+TEST(RingbufHelpers, WakeupFlagsFollowTheKernel) {
+  auto m = make_ringbuf(4096);
+  auto& w = static_cast<maps::RingbufMap&>(*m).wake_word();
+  uint8_t d[8] = {};
+  uint32_t s0 = shm::wake_seq(w);
+  call(kOutput, u(m), u(d), 8, ringbuf_flag::kNoWakeup);  // caught up, but asked not to
+  EXPECT_EQ(shm::wake_seq(w), s0);
+  drain(m);
+  call(kOutput, u(m), u(d), 8, 0);  // the consumer has caught up: wake it
+  EXPECT_EQ(shm::wake_seq(w), s0 + 1);
+  call(kOutput, u(m), u(d), 8, 0);  // it has not consumed the previous one yet
+  EXPECT_EQ(shm::wake_seq(w), s0 + 1);
+  call(kOutput, u(m), u(d), 8, ringbuf_flag::kForceWakeup);
+  EXPECT_EQ(shm::wake_seq(w), s0 + 2);
+  auto* p = reinterpret_cast<uint8_t*>(call(kReserve, u(m), 8, 0));
+  call(kDiscard, u(p), ringbuf_flag::kForceWakeup);
+  EXPECT_EQ(shm::wake_seq(w), s0 + 3);
+}
+
+TEST(RingbufConsumer, CallbackResultStopsConsume) {
+  auto m = make_ringbuf(4096);
+  uint8_t d[4] = {};
+  for (int i = 0; i < 3; ++i) call(kOutput, u(m), u(d), 4, 0);
+  int seen = 0;
+  auto c = RingBufferConsumer::create(m, [&](const void*, size_t) { return ++seen == 2 ? -7 : 0; });
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->consume(), -7);
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ((*c)->consume(), 1);  // the stopping record stays consumed
+  EXPECT_FALSE(RingBufferConsumer::create(make_map(MapType::Array, 1, 4, 4), [](const void*, size_t) {
+                 return 0;
+               }).ok());
+}
+
+TEST(RingbufConsumer, PollWaitsOnSeveralRings) {
+  auto a = make_ringbuf(4096), b = make_ringbuf(4096);
+  std::vector<int> got;
+  auto c = RingBufferConsumer::create(a, [&](const void*, size_t) {
+    got.push_back(1);
+    return 0;
+  });
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->add(b,
+                        [&](const void*, size_t) {
+                          got.push_back(2);
+                          return 0;
+                        })
+                  .ok());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ((*c)->poll(50), 0);  // nothing: times out
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(40));
+  std::thread producer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    uint8_t d[4] = {};
+    call(kOutput, u(b), u(d), 4, 0);
+  });
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ((*c)->poll(10000), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  producer.join();
+  EXPECT_EQ(got, std::vector<int>{2});
+}
+
+// The child maps the parent's ring from its fd and must receive every
+// record, in order, sleeping in poll() until the parent's producer wakes it.
+int child_consume(int fd, uint32_t count) {
+  auto m = Map::open(fd);
+  if (!m) return 2;
+  uint32_t next = 0;
+  bool bad = false;
+  auto c = RingBufferConsumer::create(*m, [&](const void* d, size_t n) {
+    uint32_t v;
+    std::memcpy(&v, d, 4);
+    if (n != 4 + v % 13 || v != next) bad = true;
+    ++next;
+    return 0;
+  });
+  if (!c) return 3;
+  while (next < count && !bad)
+    if ((*c)->poll(20000) == 0) return 4;  // a producer never woke us
+  return bad ? 5 : 0;
+}
+
+TEST(RingbufConsumer, ConsumerInAForkedChildGetsEveryRecord) {
+  auto m = make_ringbuf(16384);
+  constexpr uint32_t kCount = 20000;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(60);
+    _exit(child_consume(m->fd(), kCount));
+  }
+  uint8_t buf[32] = {};
+  for (uint32_t i = 0; i < kCount; ++i) {
+    std::memcpy(buf, &i, 4);
+    while (s64(call(kOutput, u(m), u(buf), 4 + i % 13, 0)) == -EAGAIN) sched_yield();
+    if (i % 5000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it sleep
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(RingbufConsumer, ManyProducersEachRecordOnce) {
+  auto m = make_ringbuf(1 << 16);
+  constexpr uint32_t kThreads = 8, kPer = 20000;
+  std::vector<uint32_t> next(kThreads, 0);
+  uint64_t total = 0, errors = 0;
+  auto c = RingBufferConsumer::create(m, [&](const void* d, size_t n) {
+    uint32_t rec[2];
+    std::memcpy(rec, d, 8);
+    if (n != 8 + rec[1] % 5 || rec[0] >= kThreads || rec[1] != next[rec[0]]++) ++errors;
+    ++total;
+    return 0;
+  });
+  ASSERT_TRUE(c.ok());
+  std::vector<std::thread> producers;
+  for (uint32_t t = 0; t < kThreads; ++t)
+    producers.emplace_back([&, t] {
+      for (uint32_t i = 0; i < kPer; ++i) {
+        const uint32_t rec[2] = {t, i};
+        const size_t n = 8 + i % 5;
+        if (i % 2) {
+          while (s64(call(kOutput, u(m), u(rec), n, 0)) == -EAGAIN) sched_yield();
+        } else {
+          uint64_t p;
+          while (!(p = call(kReserve, u(m), n, 0))) sched_yield();
+          std::memcpy(reinterpret_cast<void*>(p), rec, 8);
+          call(kSubmit, p, 0);
+        }
+      }
+    });
+  while (total < uint64_t{kThreads} * kPer) ASSERT_GE((*c)->poll(10000), 0);
+  for (auto& t : producers) t.join();
+  EXPECT_EQ((*c)->consume(), 0);
+  EXPECT_EQ(errors, 0u);
+  EXPECT_EQ(total, uint64_t{kThreads} * kPer);
+}
+
+// A HelperEnv that knows one map, for runs in checked mode.
+class OneMapEnv : public HelperEnv {
+ public:
+  explicit OneMapEnv(Map* m) : m_(m) {}
+  Map* map_at(uint64_t p) const override { return p == reinterpret_cast<uint64_t>(m_) ? m_ : nullptr; }
+  void grant_static(MemoryGuard&) const override {}
+  const Interpreter* program_by_id(uint32_t) const override { return nullptr; }
+
+ private:
+  Map* m_;
+};
+
+using testing::raw;
+std::vector<RawInsn> ld_map(uint8_t dst, uint64_t imm, uint8_t src) {
+  return {raw(0x18, dst, src, 0, static_cast<int32_t>(imm)),
+          raw(0, 0, 0, 0, static_cast<int32_t>(imm >> 32))};
+}
+void append(std::vector<RawInsn>& a, const std::vector<RawInsn>& b) { a.insert(a.end(), b.begin(), b.end()); }
+
+Result<uint64_t> run_checked(std::span<const RawInsn> insns, Map* m, Bytes mem = Bytes(64)) {
+  auto prog = decode(insns);
+  if (!prog) return prog.error();
+  static const HelperTable table = default_helper_table();
+  auto interp = Interpreter::create(*prog, table);
+  if (!interp) return interp.error();
+  OneMapEnv env(m);
+  RunOptions o;
+  o.checked = true;
+  o.helper_env = &env;
+  return interp->run(RunInput::memory(mem), o);
+}
+
+TEST(RingbufHelpers, CheckedModeGrantsSamplesAndRefusesOtherPointers) {
+  auto m = make_ringbuf(4096);
+  // r0 = reserve(map, 16); *(u64 *)(r0 + 8) = 42; submit(r0)
+  std::vector<RawInsn> p = ld_map(1, u(m), 0);
+  append(p,
+         {testing::mov64_imm(2, 16), testing::mov64_imm(3, 0), raw(0x85, 0, 0, 0, kReserve),
+          raw(0x15, 0, 0, 5, 0), raw(0x7a, 0, 0, 8, 42), testing::mov64_reg(1, 0), testing::mov64_imm(2, 0),
+          raw(0x85, 0, 0, 0, kSubmit), testing::mov64_imm(0, 1), testing::exit_insn()});
+  auto r = run_checked(p, m.get());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, 1u);
+  auto recs = drain(m);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0][8], 42);
+  // submit(r10 - 8): not a reservation.
+  std::vector<RawInsn> bad = {testing::mov64_reg(1, 10), raw(0x07, 1, 0, 0, -8), testing::mov64_imm(2, 0),
+                              raw(0x85, 0, 0, 0, kSubmit), testing::exit_insn()};
+  auto rb = run_checked(bad, m.get());
+  ASSERT_FALSE(rb.ok());
+  EXPECT_NE(rb.error().message.find("bpf_ringbuf_reserve"), std::string::npos) << rb.error().message;
+}
+
+// ---- perf event arrays ----
+
+// Keeps this thread on one CPU so that "the current CPU" stays put.
+class PinnedCpu {
+ public:
+  explicit PinnedCpu(int cpu) {
+    sched_getaffinity(0, sizeof old_, &old_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ok_ = sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  ~PinnedCpu() { sched_setaffinity(0, sizeof old_, &old_); }
+  bool ok() const { return ok_; }
+
+ private:
+  cpu_set_t old_;
+  bool ok_ = false;
+};
+
+TEST(PerfEventArray, SlotsAndErrnoResults) {
+  auto m = make_map(MapType::PerfEventArray, 0, 4, 4, 2);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->spec().max_entries, 2u);  // 0: one slot per CPU, as libbpf sets it
+  auto again = Map::open(m->fd());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)->spec().max_entries, 2u);
+  EXPECT_NE(create_error({"pe", MapType::PerfEventArray, 4, 8, 4}).find("value_size 4"), std::string::npos);
+
+  PinnedCpu pin(0);
+  ASSERT_TRUE(pin.ok());
+  uint8_t d[5] = {1, 2, 3, 4, 5};
+  EXPECT_EQ(s64(call(kPerfOutput, 0, u(m), kBpfFCurrentCpu, u(d), 5)), -ENOENT);  // no reader yet
+  std::vector<std::pair<uint32_t, Bytes>> got;
+  auto c = PerfBufferConsumer::create(m, [&](uint32_t cpu, const void* p, uint32_t n) {
+    got.push_back({cpu, Bytes(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n)});
+  });
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  const uint32_t cpu = current_cpu(2);
+  EXPECT_EQ(call(kPerfOutput, 0, u(m), kBpfFCurrentCpu, u(d), 5), 0u);
+  EXPECT_EQ(call(kPerfOutput, 0, u(m), cpu, u(d), 5), 0u);
+  EXPECT_EQ(s64(call(kPerfOutput, 0, u(m), 1 - cpu, u(d), 5)), -EOPNOTSUPP);  // another CPU's ring
+  EXPECT_EQ(s64(call(kPerfOutput, 0, u(m), 2, u(d), 5)), -E2BIG);
+  EXPECT_EQ(s64(call(kPerfOutput, 0, u(m), 1ull << 32, u(d), 5)), -EINVAL);
+  EXPECT_EQ((*c)->consume(), 2);
+  ASSERT_EQ(got.size(), 2u);
+  // The raw size perf records: padded so the record is a multiple of 8.
+  Bytes want = {1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(got[0], std::make_pair(cpu, want));
+  uint32_t k = 1;
+  EXPECT_EQ(m->erase(&k), 0);
+  EXPECT_EQ(m->erase(&k), -ENOENT);
+  EXPECT_EQ(m->update(&k, &k, kBpfNoexist), -EINVAL);
+  k = 2;
+  EXPECT_EQ(m->update(&k, &k, kBpfAny), -E2BIG);
+}
+
+TEST(PerfEventArray, FullRingCountsLostSamplesAndWraps) {
+  auto m = make_map(MapType::PerfEventArray, 0, 4, 4, 2);
+  PinnedCpu pin(0);
+  ASSERT_TRUE(pin.ok());
+  const uint32_t cpu = current_cpu(2);
+  std::vector<uint32_t> seqs;
+  uint64_t lost = 0;
+  auto c = PerfBufferConsumer::create(
+      m,
+      [&](uint32_t on, const void* p, uint32_t n) {
+        uint32_t v;
+        std::memcpy(&v, p, 4);
+        if (on == cpu && n == 1004) seqs.push_back(v);
+      },
+      [&](uint32_t on, uint64_t n) {
+        EXPECT_EQ(on, cpu);
+        lost += n;
+      });
+  ASSERT_TRUE(c.ok());
+  uint8_t buf[1000] = {};
+  uint32_t seq = 0, refused = 0;
+  for (int i = 0; i < 80; ++i, ++seq) {  // 1016-byte records: 64 fit in 64 KiB
+    std::memcpy(buf, &seq, 4);
+    if (s64(call(kPerfOutput, 0, u(m), kBpfFCurrentCpu, u(buf), 1000)) == -ENOSPC) ++refused;
+  }
+  EXPECT_EQ(refused, 16u);
+  EXPECT_EQ((*c)->consume(), 64);
+  EXPECT_EQ(lost, 0u);                    // reported with the next sample that fits
+  for (int i = 0; i < 100; ++i, ++seq) {  // wraps around the ring's end
+    std::memcpy(buf, &seq, 4);
+    ASSERT_EQ(call(kPerfOutput, 0, u(m), kBpfFCurrentCpu, u(buf), 1000), 0u);
+    if (i % 10 == 9) (*c)->poll(0);
+  }
+  (*c)->consume();
+  EXPECT_EQ(lost, 16u);
+  ASSERT_EQ(seqs.size(), 164u);
+  for (uint32_t i = 0; i < 64; ++i) EXPECT_EQ(seqs[i], i);
+  for (uint32_t i = 64; i < 164; ++i) EXPECT_EQ(seqs[i], i + 16);
+}
+
+TEST(PerfEventArray, PollIsWokenByASample) {
+  auto m = make_map(MapType::PerfEventArray, 0, 4, 4);
+  int got = 0;
+  auto c = PerfBufferConsumer::create(m, [&](uint32_t, const void*, uint32_t) { ++got; });
+  ASSERT_TRUE(c.ok());
+  std::thread producer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    uint8_t d[4] = {};
+    EXPECT_EQ(call(kPerfOutput, 0, u(m), kBpfFCurrentCpu, u(d), 4), 0u);
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ((*c)->poll(10000), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  producer.join();
+  EXPECT_EQ(got, 1);
+}
+
+}  // namespace
+}  // namespace ember
