@@ -385,7 +385,9 @@ int HashMap::upsert(const void* key, const void* value, uint64_t flags, bool all
   std::atomic_ref<uint8_t>(e->ref).store(0, std::memory_order_relaxed);
   std::memcpy(key_of(e), key, spec_.key_size);
   fill_value(e, value, all_cpus, true);
-  e->next = bk.head;
+  // Readers may still be walking `e` from its previous life: its link
+  // changes atomically (they then end at the wrong bucket and restart).
+  std::atomic_ref<uint32_t>(e->next).store(bk.head, std::memory_order_relaxed);
   store_rel(bk.head, index_of(e));
   if (old) {
     // `old` is now second in line: `e` went in at the head.
