@@ -2,11 +2,12 @@
 # Both install missing Debian packages first (as root) or say what is missing.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 5
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps run test test-release test-asan fuzz bench format clean
+.PHONY: all build deps run test test-release test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -22,7 +23,7 @@ run: build
 
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory test-release test-asan fuzz
+	@$(MAKE) --no-print-directory test-release test-asan test-tsan fuzz
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -31,6 +32,13 @@ test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	@ninja -C $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer over the tests that run maps on many threads.
+test-tsan:
+	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	@ninja -C $(TSAN_BUILD) -j $(JOBS) ember_tests
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  $(TSAN_BUILD)/tests/ember_tests --gtest_filter='MapStress*:Ringbuf*:PerfEvent*:Lpm*:SharedMap*'
 
 fuzz:
 	@fuzz/run-fuzzers.sh $(FUZZ_SECONDS)
@@ -43,4 +51,4 @@ format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-bench
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz build-bench
