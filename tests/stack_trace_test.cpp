@@ -134,6 +134,10 @@ TEST(StackTraceTest, CreateChecksFollowStackMapAlloc) {
   EXPECT_NE(err(8, 16, 10), "");
   EXPECT_NE(err(4, 16, 0), "");
   EXPECT_NE(err(4, 16, 10, map_flag::kNoPrealloc), "");
+  // Build-id maps hold 32-byte struct bpf_stack_build_id frames.
+  EXPECT_EQ(err(4, 127 * 32, 10, map_flag::kStackBuildId), "");
+  EXPECT_NE(err(4, 128 * 32, 10, map_flag::kStackBuildId), "");
+  EXPECT_NE(err(4, 40, 10, map_flag::kStackBuildId), "");
 }
 
 TEST(StackTraceTest, SameCallPathSameIdOtherPathOtherId) {
@@ -223,6 +227,39 @@ TEST(StackTraceTest, ReuseStackidReplacesTheOldStack) {
     }
   }
   FAIL() << "three paths in two buckets and no collision";
+}
+
+// struct bpf_stack_build_id as the map stores it.
+struct BuildIdFrame {
+  int32_t status;
+  uint8_t build_id[20];
+  uint64_t offset;
+};
+
+TEST(StackTraceTest, BuildIdMapsStoreBuildIdsAndFileOffsets) {
+  auto m = Map::create(MapSpec{"ids", MapType::StackTrace, 4, 16 * 32, 64, map_flag::kStackBuildId});
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  const Map& map = **m;
+  auto r = run_steps(map, {{path_c, kUser}, {path_c, kUser}, {path_c, kUser | kSkip1}});
+  ASSERT_GE(r[0].id, 0);
+  EXPECT_EQ(r[1].id, r[0].id);
+  ASSERT_GE(r[2].id, 0);
+  EXPECT_NE(r[2].id, r[0].id);
+  std::vector<BuildIdFrame> frames(16);
+  uint32_t key = static_cast<uint32_t>(r[0].id);
+  ASSERT_EQ(map.lookup(&key, frames.data()), 0);
+  // The frame in path_c: this binary's build id and the file offset of the
+  // return address (the test binary maps its segments at their file offsets).
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(r[0].return_address), &info), 0);
+  uint64_t offset = r[0].return_address - reinterpret_cast<uintptr_t>(info.dli_fbase);
+  auto at =
+      std::find_if(frames.begin(), frames.end(), [&](const BuildIdFrame& f) { return f.offset == offset; });
+  ASSERT_NE(at, frames.end());
+  EXPECT_EQ(at->status, 1);  // BPF_STACK_BUILD_ID_VALID
+  EXPECT_TRUE(std::any_of(at->build_id, at->build_id + 20, [](uint8_t b) { return b != 0; }));
+  // The innermost frame (the interpreter, linked into the same binary) has the same build id.
+  EXPECT_EQ(std::memcmp(frames[0].build_id, at->build_id, 20), 0);
 }
 
 TEST(StackTraceTest, HostSideLookupDeleteIterate) {

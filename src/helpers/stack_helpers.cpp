@@ -60,16 +60,15 @@ _Unwind_Reason_Code collect(_Unwind_Context* ctx, void* arg) {
   return u.n;
 }
 
-// ---- build ids (BPF_F_USER_BUILD_ID) ----
+// ---- build ids (BPF_F_USER_BUILD_ID, BPF_F_STACK_BUILD_ID maps) ----
+// Each frame's object is found among the loaded ones (dl_iterate_phdr);
+// its NT_GNU_BUILD_ID note and the frame's file offset name the frame. An
+// object without a build id leaves the bare address (BPF_STACK_BUILD_ID_IP),
+// the kernel's fallback too.
 
-// struct bpf_stack_build_id
-struct BuildIdEntry {
-  int32_t status;  // BPF_STACK_BUILD_ID_*
-  uint8_t build_id[20];
-  uint64_t offset_or_ip;
-};
-static_assert(sizeof(BuildIdEntry) == 32);
-constexpr int32_t kBuildIdValid = 1, kBuildIdIp = 2;
+using maps::kBuildIdIp;
+using maps::kBuildIdValid;
+using maps::StackBuildId;
 
 // The NT_GNU_BUILD_ID note among a loaded object's PT_NOTE segments.
 bool find_build_id(const dl_phdr_info* info, uint8_t out[20]) {
@@ -97,7 +96,7 @@ bool find_build_id(const dl_phdr_info* info, uint8_t out[20]) {
 // stack_map_get_build_id_offset: the object's build id and the file offset
 // of `ip` in it; the bare ip where there is no build id to name.
 int on_object(dl_phdr_info* info, size_t, void* arg) {
-  auto* e = static_cast<BuildIdEntry*>(arg);
+  auto* e = static_cast<StackBuildId*>(arg);
   uint64_t ip = e->offset_or_ip;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
@@ -111,12 +110,12 @@ int on_object(dl_phdr_info* info, size_t, void* arg) {
   return 0;
 }
 
-void to_build_ids(const uint64_t* ips, size_t n, uint8_t* out) {
+void to_build_ids(const uint64_t* ips, size_t n, StackBuildId* out) {
   for (size_t i = 0; i < n; ++i) {
-    BuildIdEntry e{kBuildIdIp, {}, ips[i]};
+    StackBuildId e{kBuildIdIp, {}, ips[i]};
     dl_iterate_phdr(on_object, &e);
-    if (e.status != kBuildIdValid) e = BuildIdEntry{kBuildIdIp, {}, ips[i]};
-    std::memcpy(out + i * sizeof e, &e, sizeof e);
+    if (e.status != kBuildIdValid) e = StackBuildId{kBuildIdIp, {}, ips[i]};
+    out[i] = e;
   }
 }
 
@@ -131,11 +130,15 @@ void to_build_ids(const uint64_t* ips, size_t n, uint8_t* out) {
     return err(EINVAL);
   if (!(flags & sf::kUserStack)) return err(EFAULT);
   uint32_t skip = flags & sf::kSkipFieldMask;
-  uint32_t depth = std::min(m->spec().value_size / 8 + skip, maps::kMaxStackDepth);
+  uint32_t depth = maps::stack_map_depth(*m);
   uint64_t ips[maps::kMaxStackDepth];
-  size_t n = user_stack(ips, depth);
+  size_t n = user_stack(ips, std::min(depth + skip, maps::kMaxStackDepth));
   if (n <= skip) return err(EFAULT);  // skipping more than the stack has
-  long r = maps::stack_map_get_id(*m, std::span<const uint64_t>(ips + skip, n - skip), flags);
+  std::span<const uint64_t> frames(ips + skip, std::min<size_t>(n - skip, depth));
+  StackBuildId ids[maps::kMaxStackDepth];
+  bool build_id = m->spec().map_flags & map_flag::kStackBuildId;
+  if (build_id) to_build_ids(frames.data(), frames.size(), ids);
+  long r = maps::stack_map_get_id(*m, frames, build_id ? ids : nullptr, flags);
   return static_cast<uint64_t>(static_cast<int64_t>(r));
 }
 
@@ -153,7 +156,7 @@ void to_build_ids(const uint64_t* ips, size_t n, uint8_t* out) {
   bool user = flags & sf::kUserStack, build_id = flags & sf::kUserBuildId;
   if (flags & ~(sf::kSkipFieldMask | sf::kUserStack | sf::kUserBuildId)) return failed(EINVAL);
   if (!user && build_id) return failed(EINVAL);
-  size_t elem = build_id ? sizeof(BuildIdEntry) : sizeof(uint64_t);
+  size_t elem = build_id ? sizeof(StackBuildId) : sizeof(uint64_t);
   if (size % elem) return failed(EINVAL);
   if (!user) return failed(EFAULT);
   uint32_t skip = flags & sf::kSkipFieldMask;
@@ -162,10 +165,13 @@ void to_build_ids(const uint64_t* ips, size_t n, uint8_t* out) {
   size_t n = user_stack(ips, std::min<size_t>(want + skip, maps::kMaxStackDepth));
   if (n < skip) return failed(EFAULT);
   size_t nr = std::min(n - skip, want);
-  if (build_id)
-    to_build_ids(ips + skip, nr, out);
-  else
+  if (build_id) {
+    StackBuildId ids[maps::kMaxStackDepth];
+    to_build_ids(ips + skip, nr, ids);
+    std::memcpy(out, ids, nr * sizeof(StackBuildId));
+  } else {
     std::memcpy(out, ips + skip, nr * sizeof(uint64_t));
+  }
   std::memset(out + nr * elem, 0, size - nr * elem);
   return nr * elem;
 }

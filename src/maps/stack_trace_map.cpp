@@ -1,6 +1,7 @@
 // BPF_MAP_TYPE_STACK_TRACE (kernel/bpf/stackmap.c) in shared memory.
 //
-// Keys are u32 stack ids, values arrays of u64 instruction pointers. A
+// Keys are u32 stack ids, values arrays of u64 instruction pointers (or,
+// with BPF_F_STACK_BUILD_ID, of struct bpf_stack_build_id). A
 // stack's id is its jhash2 folded into a power-of-two number of buckets;
 // each bucket holds at most one stack, so two stacks can want the same id
 // (bpf_get_stackid then fails with -EEXIST unless told to replace it). The
@@ -18,7 +19,8 @@
 namespace ember::maps {
 namespace {
 
-constexpr uint32_t kCreateFlags = map_flag::kNumaNode | map_flag::kRdonly | map_flag::kWronly;
+constexpr uint32_t kCreateFlags =
+    map_flag::kNumaNode | map_flag::kRdonly | map_flag::kWronly | map_flag::kStackBuildId;
 constexpr size_t kMaxSegment = size_t{1} << 40;
 
 struct Meta {
@@ -34,9 +36,11 @@ struct Elem {
   uint32_t nr;  // frames stored
   uint32_t free_next;
   uint32_t pad;
-  uint64_t ips[];
+  uint8_t frames[];  // u64 addresses or StackBuildId entries
 };
 
+bool uses_build_id(const MapSpec& s) { return s.map_flags & map_flag::kStackBuildId; }
+uint32_t frame_size(const MapSpec& s) { return uses_build_id(s) ? sizeof(StackBuildId) : sizeof(uint64_t); }
 uint32_t bucket_count(const MapSpec& s) { return static_cast<uint32_t>(std::bit_ceil(s.max_entries)); }
 size_t elem_size(const MapSpec& s) { return sizeof(Elem) + s.value_size; }
 size_t elems_offset(const MapSpec& s) {
@@ -81,6 +85,7 @@ class StackTraceMap final : public Map {
         buckets_(reinterpret_cast<uint32_t*>(seg.base + kBucketsOffset)),
         elems_(seg.base + elems_offset(spec)),
         n_buckets_(bucket_count(spec)),
+        frame_size_(frame_size(spec)),
         elem_size_(elem_size(spec)) {}
 
   // ---- host side ----
@@ -90,20 +95,23 @@ class StackTraceMap final : public Map {
   int erase(const void* key) override;
   int next_key(const void* key, void* next) const override;
 
-  long get_id(std::span<const uint64_t> ips, uint64_t flags);
+  uint32_t depth() const { return spec_.value_size / frame_size_; }
+  long get_id(std::span<const uint64_t> ips, const StackBuildId* build_ids, uint64_t flags);
 
  private:
   Elem* elem(uint32_t ref) const {
     return reinterpret_cast<Elem*>(elems_ + static_cast<size_t>(ref - 1) * elem_size_);
   }
   uint32_t pop_free();
+  bool holds(uint32_t id, uint32_t hash, uint32_t nr, const void* frames) const;
+  long install(uint32_t id, uint32_t ref, uint32_t hash, uint32_t nr, const void* frames);
   void push_free(uint32_t ref);
   int copy(const void* key, void* value, bool remove) const;
 
   Meta* meta_;
   uint32_t* buckets_;  // element index + 1; 0: empty
   uint8_t* elems_;
-  uint32_t n_buckets_;
+  uint32_t n_buckets_, frame_size_;
   size_t elem_size_;
 };
 
@@ -129,8 +137,8 @@ int StackTraceMap::copy(const void* key, void* value, bool remove) const {
   shm::SpinGuard g(meta_->lock);
   if (id >= n_buckets_ || !buckets_[id]) return -ENOENT;
   const Elem* e = elem(buckets_[id]);
-  size_t len = e->nr * sizeof(uint64_t);
-  std::memcpy(value, e->ips, len);
+  size_t len = e->nr * frame_size_;
+  std::memcpy(value, e->frames, len);
   std::memset(static_cast<uint8_t*>(value) + len, 0, spec_.value_size - len);
   if (remove) {
     const_cast<StackTraceMap*>(this)->push_free(buckets_[id]);
@@ -166,41 +174,55 @@ int StackTraceMap::next_key(const void* key, void* next) const {
   return 0;
 }
 
-// __bpf_get_stackid for plain (not build-id) maps.
-long StackTraceMap::get_id(std::span<const uint64_t> ips, uint64_t flags) {
-  auto nr = static_cast<uint32_t>(std::min<size_t>(ips.size(), spec_.value_size / sizeof(uint64_t)));
-  uint32_t words[2 * kMaxStackDepth];
-  std::memcpy(words, ips.data(), nr * sizeof(uint64_t));
-  uint32_t hash = jhash_words(words, 2 * nr, 0);
-  uint32_t id = hash & (n_buckets_ - 1);
-  shm::SpinGuard g(meta_->lock);
-  const Elem* cur = buckets_[id] ? elem(buckets_[id]) : nullptr;
-  bool hash_matches = cur && cur->hash == hash;
-  // BPF_F_FAST_STACK_CMP trusts the hash alone.
-  if (hash_matches && (flags & stack_flag::kFastStackCmp)) return id;
-  if (hash_matches && cur->nr == nr && std::memcmp(cur->ips, ips.data(), nr * sizeof(uint64_t)) == 0)
-    return id;
-  if (cur && !(flags & stack_flag::kReuseStackid)) return -EEXIST;
-  uint32_t ref = pop_free();
-  if (!ref) return -ENOMEM;
+bool StackTraceMap::holds(uint32_t id, uint32_t hash, uint32_t nr, const void* frames) const {
+  const Elem* e = buckets_[id] ? elem(buckets_[id]) : nullptr;
+  return e && e->hash == hash && e->nr == nr && std::memcmp(e->frames, frames, nr * frame_size_) == 0;
+}
+
+// Puts element `ref` with the stack into bucket `id`, freeing the old one.
+long StackTraceMap::install(uint32_t id, uint32_t ref, uint32_t hash, uint32_t nr, const void* frames) {
   Elem* e = elem(ref);
   e->hash = hash;
   e->nr = nr;
-  std::memcpy(e->ips, ips.data(), nr * sizeof(uint64_t));
+  std::memcpy(e->frames, frames, nr * frame_size_);
   if (buckets_[id]) push_free(buckets_[id]);
   buckets_[id] = ref;
   return id;
 }
 
+// __bpf_get_stackid. The id comes from the hash of the addresses, build-id
+// maps included. Those take their new element before comparing (so a full
+// map answers -ENOMEM even for a collision), as the kernel does.
+long StackTraceMap::get_id(std::span<const uint64_t> ips, const StackBuildId* build_ids, uint64_t flags) {
+  auto nr = static_cast<uint32_t>(std::min<size_t>(ips.size(), depth()));
+  uint32_t words[2 * kMaxStackDepth];
+  std::memcpy(words, ips.data(), nr * sizeof(uint64_t));
+  uint32_t hash = jhash_words(words, 2 * nr, 0);
+  uint32_t id = hash & (n_buckets_ - 1);
+  const void* frames = build_ids ? static_cast<const void*>(build_ids) : ips.data();
+  shm::SpinGuard g(meta_->lock);
+  bool taken = buckets_[id] != 0;
+  // BPF_F_FAST_STACK_CMP trusts the hash alone.
+  if (taken && elem(buckets_[id])->hash == hash && (flags & stack_flag::kFastStackCmp)) return id;
+  uint32_t ref = 0;
+  if (build_ids && !(ref = pop_free())) return -ENOMEM;
+  bool same = holds(id, hash, nr, frames);
+  if (same || (taken && !(flags & stack_flag::kReuseStackid))) {
+    if (ref) push_free(ref);
+    return same ? static_cast<long>(id) : -EEXIST;
+  }
+  if (!ref && !(ref = pop_free())) return -ENOMEM;
+  return install(id, ref, hash, nr, frames);
+}
+
 // stack_map_alloc's checks, with the default perf_event_max_stack of 127.
 Status check_stack_trace(const MapSpec& s) {
-  if (s.map_flags & map_flag::kStackBuildId)
-    return fail("map '", s.name, "': BPF_F_STACK_BUILD_ID stack maps are not supported yet");
   if (s.max_entries == 0) return fail("map '", s.name, "': max_entries 0");
   if (s.key_size != 4) return fail("map '", s.name, "': key_size must be 4 for a stack trace map");
-  if (s.value_size < 8 || s.value_size % 8)
-    return fail("map '", s.name, "': value_size ", s.value_size, " must be a non-zero multiple of 8");
-  if (s.value_size / 8 > kMaxStackDepth)
+  if (s.value_size < 8 || s.value_size % frame_size(s))
+    return fail("map '", s.name, "': value_size ", s.value_size, " must be a non-zero multiple of ",
+                frame_size(s));
+  if (s.value_size / frame_size(s) > kMaxStackDepth)
     return fail("map '", s.name, "': value_size ", s.value_size, " holds more than ", kMaxStackDepth,
                 " frames (perf_event_max_stack)");
   if (s.max_entries > (1u << 31))
@@ -221,9 +243,13 @@ MapPtr make_stack_trace(const MapSpec& s, shm::Segment seg, uint32_t ncpus, bool
 
 }  // namespace
 
-long stack_map_get_id(Map& map, std::span<const uint64_t> ips, uint64_t flags) {
+uint32_t stack_map_depth(const Map& map) { return map.spec().value_size / frame_size(map.spec()); }
+
+long stack_map_get_id(Map& map, std::span<const uint64_t> ips, const StackBuildId* build_ids,
+                      uint64_t flags) {
   auto* m = map.type() == MapType::StackTrace ? dynamic_cast<StackTraceMap*>(&map) : nullptr;
-  return m ? m->get_id(ips, flags) : -EINVAL;
+  if (!m || uses_build_id(map.spec()) != (build_ids != nullptr)) return -EINVAL;
+  return m->get_id(ips, build_ids, flags);
 }
 
 const MapImpl kStackTraceImpl = {MapType::StackTrace, check_stack_trace, stack_trace_size, make_stack_trace};
