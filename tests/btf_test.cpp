@@ -9,6 +9,8 @@
 
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -379,6 +381,187 @@ TEST(BtfExt, CorruptInputIsAnError) {
     m[i] ^= 0x5a;
     (void)BtfExt::parse(m, p.btf, "mutated");
   }
+}
+
+// ---- CO-RE ----
+
+// An object's parsed BTF, .BTF.ext and the instructions of one code section.
+struct CoreObject {
+  Btf btf;
+  BtfExt ext;
+  std::vector<RawInsn> insns;
+};
+
+CoreObject core_object(const std::string& stem, const std::string& section) {
+  Parsed p = parse_object(stem);
+  std::vector<uint8_t> bytes = object_bytes(stem);
+  auto elf = ElfFile::parse(bytes, stem);
+  const ElfSection* code = elf ? elf->section(section) : nullptr;
+  EXPECT_NE(code, nullptr) << section;
+  auto insns = code ? bytes_to_insns(code->data) : Result<std::vector<RawInsn>>(fail("none"));
+  return {std::move(p.btf), std::move(p.ext), insns ? *insns : std::vector<RawInsn>{}};
+}
+
+const CorePatch* patch_at(const std::vector<CorePatch>& ps, uint32_t insn) {
+  for (const CorePatch& p : ps)
+    if (p.insn == insn) return &p;
+  ADD_FAILURE() << "no patch at insn " << insn;
+  return nullptr;
+}
+
+bool is_poison(const RawInsn& r) { return r.opcode == 0x85 && r.imm == kCorePoisonHelper && r.regs == 0; }
+
+// Against its own BTF every relocation keeps what the compiler wrote.
+TEST(BtfCore, SelfRelocationChangesNothing) {
+  CoreObject o = core_object("core_reads", "socket");
+  auto patches = resolve_core_relocations(o.btf, o.ext, o.btf, "core_reads.bpf.o");
+  ASSERT_TRUE(patches.ok()) << patches.error().message;
+  ASSERT_EQ(patches->size(), 17u);
+  for (const CorePatch& p : *patches) {
+    EXPECT_FALSE(p.poison) << p.insn;
+    EXPECT_EQ(p.orig_value, p.new_value) << p.insn;
+  }
+  // The values the compiler wrote, computed back from the local BTF.
+  EXPECT_EQ(patch_at(*patches, 9)->orig_value, 28u);   // &f->pts[2].y
+  EXPECT_EQ(patch_at(*patches, 28)->orig_value, 54u);  // sig's left shift
+  EXPECT_EQ(patch_at(*patches, 1)->orig_size, 4u);     // int a
+  std::vector<RawInsn> insns = o.insns;
+  ASSERT_TRUE(apply_core_patches("socket", insns, *patches, "core_reads.bpf.o").ok());
+  // Except a bitfield's load size: clang loads `sig` with 8 bytes where its
+  // 4-byte type suffices; libbpf computes the smallest load and does not
+  // validate bitfield values, as "compilers may disagree".
+  for (uint32_t i = 0; i < insns.size(); ++i) {
+    if (i == 24) {
+      EXPECT_FALSE(patch_at(*patches, i)->validate);
+      EXPECT_EQ(insns[i].imm, 4);
+      continue;
+    }
+    EXPECT_EQ(insns_to_bytes({&insns[i], 1}), insns_to_bytes({&o.insns[i], 1})) << "insn " << i;
+  }
+}
+
+// Against core_target's struct foo___v2 / enum state___v2, where fields
+// moved, one is gone, an enumerator is gone and another renumbered.
+TEST(BtfCore, RelocatesAgainstAnotherLayout) {
+  CoreObject o = core_object("core_reads", "socket");
+  Parsed target = parse_object("core_target");
+  auto patches = resolve_core_relocations(o.btf, o.ext, target.btf, "core_reads.bpf.o");
+  ASSERT_TRUE(patches.ok()) << patches.error().message;
+  std::vector<RawInsn> insns = o.insns;
+  ASSERT_TRUE(apply_core_patches("socket", insns, *patches, "core_reads.bpf.o").ok());
+  uint32_t v2 = target.btf.find("foo___v2", BtfKind::Struct);
+  ASSERT_NE(v2, 0u);
+  EXPECT_EQ(patch_at(*patches, 1)->target_type_id, v2);
+  EXPECT_EQ(insns[1].off, 8);    // ldx f->a: a moved behind b
+  EXPECT_EQ(insns[2].imm, 0);    // &f->b: b moved to the front
+  EXPECT_EQ(insns[9].imm, 30);   // &f->pts[2].y: pts moved 2 bytes on
+  EXPECT_EQ(insns[20].imm, 16);  // sig's containing word: the same
+  EXPECT_EQ(insns[24].imm, 4);
+  EXPECT_EQ(insns[28].imm, 51);  // sig's left shift: 3 bits higher up
+  EXPECT_EQ(insns[29].imm, 1);   // signed
+  EXPECT_EQ(insns[31].imm, 58);
+  EXPECT_EQ(insns[33].imm, 58);
+  EXPECT_EQ(insns[34].imm, 0);   // bpf_core_field_exists(f->gone)
+  EXPECT_EQ(insns[44].imm, 8);   // bpf_core_field_size(f->b)
+  EXPECT_EQ(insns[46].imm, 0);   // bpf_core_type_exists(struct local_only)
+  EXPECT_EQ(insns[49].imm, 48);  // bpf_core_type_size(struct foo)
+  EXPECT_EQ(insns[51].imm, 0);   // RUNNING is gone
+  EXPECT_EQ(insns[55].imm, 20);  // DEAD renumbered
+  EXPECT_EQ(insns[56].imm, 0);
+  EXPECT_EQ(insns[58].imm, static_cast<int32_t>(o.btf.find("foo", BtfKind::Struct)));  // local id
+  EXPECT_EQ(insns[61].imm, static_cast<int32_t>(v2));
+  // Nothing but the relocated fields changed.
+  std::set<uint32_t> patched;
+  for (const CorePatch& p : *patches) patched.insert(p.insn);
+  for (uint32_t i = 0; i < insns.size(); ++i) {
+    if (patched.count(i)) continue;
+    EXPECT_EQ(insns_to_bytes({&insns[i], 1}), insns_to_bytes({&o.insns[i], 1})) << i;
+  }
+}
+
+// A target without `b`, with `a` widened to a signed 64-bit field, and
+// without enum state: field reads that cannot be relocated become calls to
+// helper 0xbad2310; questions about existence get 0.
+TEST(BtfCore, UnresolvableAccessesArePoisoned) {
+  CoreObject o = core_object("core_reads", "socket");
+  BtfBuilder b;
+  uint32_t s64 = b.int_type("long long", 8);
+  b.struct_type("foo", 8, {{"a", s64, 0}});
+  Btf target = parse_ok(b.bytes());
+  auto patches = resolve_core_relocations(o.btf, o.ext, target, "core_reads.bpf.o");
+  ASSERT_TRUE(patches.ok()) << patches.error().message;
+  EXPECT_TRUE(patch_at(*patches, 1)->resize_unsafe);
+  std::vector<RawInsn> insns = o.insns;
+  ASSERT_TRUE(apply_core_patches("socket", insns, *patches, "core_reads.bpf.o").ok());
+  EXPECT_TRUE(is_poison(insns[1]));   // 4-byte signed read of an 8-byte field
+  EXPECT_TRUE(is_poison(insns[2]));   // b is gone
+  EXPECT_TRUE(is_poison(insns[9]));   // pts is gone
+  EXPECT_EQ(insns[34].imm, 0);        // field_exists
+  EXPECT_EQ(insns[49].imm, 8);        // type_size
+  EXPECT_EQ(insns[51].imm, 0);        // enumval_exists
+  EXPECT_TRUE(is_poison(insns[55]));  // enumval_value: both slots of the ld_imm64
+  EXPECT_TRUE(is_poison(insns[56]));
+  EXPECT_EQ(insns[61].imm, 2);  // target_type_id
+}
+
+TEST(BtfCore, UnexpectedInstructionIsAnError) {
+  CoreObject o = core_object("core_reads", "socket");
+  auto patches = resolve_core_relocations(o.btf, o.ext, o.btf, "core_reads.bpf.o");
+  ASSERT_TRUE(patches.ok()) << patches.error().message;
+  std::vector<RawInsn> insns = o.insns;
+  insns[2].imm = 7;
+  auto st = apply_core_patches("socket", insns, *patches, "core_reads.bpf.o");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message,
+            "core_reads.bpf.o: section 'socket' insn 2: CO-RE byte_off (access 0:1): immediate 7 is not the "
+            "expected 8");
+  insns = o.insns;
+  insns.resize(10);
+  st = apply_core_patches("socket", insns, *patches, "core_reads.bpf.o");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("no such instruction"), std::string::npos);
+}
+
+TEST(BtfCore, AmbiguousCandidatesAreAnError) {
+  CoreObject o = core_object("core_reads", "socket");
+  BtfBuilder b;
+  uint32_t i32 = b.int_type("int", 4);
+  b.struct_type("foo___x", 8, {{"a", i32, 0}});
+  b.struct_type("foo___y", 8, {{"a", i32, 32}});
+  Btf target = parse_ok(b.bytes());
+  auto patches = resolve_core_relocations(o.btf, o.ext, target, "core_reads.bpf.o");
+  ASSERT_FALSE(patches.ok());
+  EXPECT_NE(
+      patches.error().message.find("section 'socket' insn 1: CO-RE byte_off of struct foo (access 0:0): "
+                                   "ambiguous: candidates [2] STRUCT 'foo___x' and [3] STRUCT 'foo___y'"),
+      std::string::npos)
+      << patches.error().message;
+}
+
+TEST(BtfCore, TaskStructPidAgainstVmlinux) {
+  if (!std::ifstream(Btf::kVmlinuxPath))
+    GTEST_SKIP() << Btf::kVmlinuxPath << " is absent (kernel without BTF)";
+  auto vmlinux = Btf::load_file(Btf::kVmlinuxPath);
+  ASSERT_TRUE(vmlinux.ok()) << vmlinux.error().message;
+  CoreObject o = core_object("core_task", "kprobe/do_nanosleep");
+  auto patches = resolve_core_relocations(o.btf, o.ext, *vmlinux, "core_task.bpf.o");
+  ASSERT_TRUE(patches.ok()) << patches.error().message;
+  std::vector<RawInsn> insns = o.insns;
+  ASSERT_TRUE(apply_core_patches("kprobe/do_nanosleep", insns, *patches, "core_task.bpf.o").ok());
+  // The kernel's offsets, as libbpf reads vmlinux.
+  struct btf* theirs = btf__parse_raw(Btf::kVmlinuxPath);
+  ASSERT_NE(theirs, nullptr);
+  int task = btf__find_by_name_kind(theirs, "task_struct", BTF_KIND_STRUCT);
+  ASSERT_GT(task, 0);
+  const struct btf_type* t = btf__type_by_id(theirs, task);
+  std::map<std::string, uint32_t> offsets;
+  for (int i = 0; i < btf_vlen(t); ++i)
+    offsets[btf__name_by_offset(theirs, btf_members(t)[i].name_off)] = btf_member_bit_offset(t, i) / 8;
+  btf__free(theirs);
+  EXPECT_GT(offsets["pid"], 0u);
+  EXPECT_EQ(insns[2].imm, static_cast<int32_t>(offsets["pid"]));
+  EXPECT_EQ(insns[9].imm, static_cast<int32_t>(offsets["tgid"]));
+  EXPECT_EQ(patch_at(*patches, 2)->target_type_id, static_cast<uint32_t>(task));
 }
 
 }  // namespace

@@ -217,6 +217,48 @@ class BtfExt {
   std::vector<BtfExtSection<BtfCoreRelo>> core_relos_;
 };
 
+// CO-RE (libbpf's relo_core.c semantics): each .BTF.ext core_relo record
+// resolved against a target BTF (the kernel's, or any other) into a patch of
+// one instruction of one code section.
+struct CorePatch {
+  std::string section;  // the ELF code section
+  uint32_t insn = 0;    // instruction index in that section
+  CoreReloKind kind = CoreReloKind::FieldByteOffset;
+  uint32_t local_type_id = 0;
+  std::string access;           // "0:1:2"
+  uint32_t target_type_id = 0;  // the candidate that matched; 0 if none did
+  // No candidate has the field, or a load cannot be resized safely: the
+  // instruction becomes `call 0xbad2310`, so the program fails only if it
+  // reaches it (libbpf's bpf_core_poison_insn).
+  bool poison = false;
+  bool validate = true;                  // the instruction must hold orig_value before patching
+  uint64_t orig_value = 0;               // against the local BTF: what the compiler wrote
+  uint64_t new_value = 0;                // against the target
+  uint32_t orig_size = 0, new_size = 0;  // field sizes for loads/stores; 0 if not a sized field
+  // The field changed size and is neither a pointer nor unsigned on both
+  // sides: a load or store of it is poisoned (libbpf's fail_memsz_adjust).
+  bool resize_unsafe = false;
+};
+
+// The helper id a poisoned instruction calls ("bad relo").
+constexpr int32_t kCorePoisonHelper = 0xbad2310;
+
+// Resolves every core_relo record of `ext` (which describes `local`, the
+// object's BTF) against `target`. Candidates are the target types of the
+// same kind whose names equal the local name once "___flavor" suffixes are
+// dropped. Errors (malformed access strings, anonymous root types,
+// ambiguous candidates) name the file `what`, the section, the instruction
+// and the type.
+Result<std::vector<CorePatch>> resolve_core_relocations(const Btf& local, const BtfExt& ext,
+                                                        const Btf& target, const std::string& what);
+
+// Applies the patches of `section` to its instructions (as in the object,
+// before linking): immediates of ALU and ld_imm64 instructions, offsets (and
+// sizes) of loads and stores, or poison. An instruction that does not hold
+// the value the compiler should have put there is an error.
+Status apply_core_patches(std::string_view section, std::vector<RawInsn>& insns,
+                          std::span<const CorePatch> patches, const std::string& what);
+
 // "foo" for "foo___v2" (libbpf's bpf_core_essential_name_len: the suffix
 // starts at the LAST "___").
 std::string_view btf_essential_name(std::string_view name);

@@ -9,12 +9,14 @@ struct point {
 };
 
 struct foo___v2 {
-  long long b;        // moved to the front
-  int a;              // moved behind b
+  long long b;  // moved to the front
+  int a;        // moved behind b
   int pad;
   unsigned int lo : 4;
+  unsigned int other : 3;  // pushes sig 3 bits up
   int sig : 6;
-  struct point pts[4];  // longer array
+  short extra;             // pushes pts 2 bytes on
+  struct point pts[6];     // a longer array
   // `gone` is gone
 };
 
