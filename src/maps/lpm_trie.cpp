@@ -93,15 +93,40 @@ void store(T& v, T x) {
   std::atomic_ref<T>(v).store(x, std::memory_order_relaxed);
 }
 
+// Node data and values are read by lock-free readers while a writer may
+// be filling the same node again (it was freed and reused): both sides
+// copy them with relaxed atomic accesses, and the seqlock throws away what
+// a reader got in the middle of a change. Values go by 8-byte words (they
+// start 8-byte aligned), key data byte by byte, the same on both sides.
+void shared_write_bytes(uint8_t* dst, const uint8_t* src, size_t n) {
+  for (size_t i = 0; i < n; ++i) std::atomic_ref<uint8_t>(dst[i]).store(src[i], std::memory_order_relaxed);
+}
+uint8_t shared_byte(const uint8_t& b) { return load(b); }
+void shared_write_value(uint8_t* dst, const uint8_t* src, size_t n) {
+  for (; n >= 8; n -= 8, dst += 8, src += 8) {
+    uint64_t w;
+    std::memcpy(&w, src, 8);
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(dst)).store(w, std::memory_order_relaxed);
+  }
+  shared_write_bytes(dst, src, n);
+}
+void shared_read_value(uint8_t* dst, const uint8_t* src, size_t n) {
+  for (; n >= 8; n -= 8, dst += 8, src += 8) {
+    uint64_t w = load(*reinterpret_cast<const uint64_t*>(src));
+    std::memcpy(dst, &w, 8);
+  }
+  for (size_t i = 0; i < n; ++i) dst[i] = load(src[i]);
+}
+
 // Bit `i` of a big-endian bit string (the kernel's extract_bit).
 unsigned bit(const uint8_t* data, uint32_t i) { return (data[i / 8] >> (7 - i % 8)) & 1; }
 
-// How many leading bits of `a` and `b` agree, at most `limit`
+// How many leading bits of a node's data and a key agree, at most `limit`
 // (longest_prefix_match with limit = min(node and key prefixlen)).
-uint32_t common_bits(const uint8_t* a, const uint8_t* b, uint32_t nbytes, uint32_t limit) {
+uint32_t common_bits(const uint8_t* node_data, const uint8_t* key, uint32_t nbytes, uint32_t limit) {
   uint32_t bits = 0;
   for (uint32_t i = 0; i < nbytes && bits < limit; ++i) {
-    auto diff = static_cast<uint8_t>(a[i] ^ b[i]);
+    auto diff = static_cast<uint8_t>(shared_byte(node_data[i]) ^ key[i]);
     if (diff) return std::min(limit, bits + static_cast<uint32_t>(std::countl_zero(diff)));
     bits += 8;
   }
@@ -123,7 +148,7 @@ class LpmTrie final : public Map {
   int lookup(const void* key, void* value) const override {
     bool found = read_section([&] {
       const Node* n = longest_match(key_at(key));
-      if (n) std::memcpy(value, value_of(n), spec_.value_size);
+      if (n) shared_read_value(static_cast<uint8_t*>(value), value_of(n), spec_.value_size);
       return n != nullptr;
     });
     return found ? 0 : -ENOENT;
@@ -275,8 +300,8 @@ uint32_t LpmTrie::new_leaf(const Key& key, const void* value) {
   store(n->prefixlen, key.prefixlen);
   store(n->flags, 0u);
   // The whole data, bits past the prefix included: get_next_key returns it.
-  std::memcpy(data_of(n), key.data, data_size_);
-  std::memcpy(value_of(n), value, spec_.value_size);
+  shared_write_bytes(data_of(n), key.data, data_size_);
+  shared_write_value(value_of(n), static_cast<const uint8_t*>(value), spec_.value_size);
   return ref;
 }
 
@@ -319,7 +344,7 @@ int LpmTrie::upsert(const Key& key, const void* value, uint64_t flags) {
   Node* m = node(im);
   store(m->prefixlen, matchlen);
   store(m->flags, kIntermediate);
-  std::memcpy(data_of(m), data_of(n), data_size_);
+  shared_write_bytes(data_of(m), data_of(n), data_size_);
   unsigned b = bit(key.data, matchlen);
   store(m->child[b], ref);
   store(m->child[1 - b], *slot);
