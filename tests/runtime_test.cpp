@@ -73,3 +73,25 @@ TEST(RuntimeTest, MissingFileIsAnError) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+TEST(RuntimeTest, FaultsNameTheSourceLine) {
+  Runtime rt;
+  auto obj = Object::open_file(rt, obj_path("out_of_bounds"));
+  ASSERT_TRUE(obj.ok()) << obj.error().message;
+  ASSERT_TRUE((*obj)->load().ok());
+  uint64_t ctx[2] = {1, 2};
+  RunInput in;
+  in.ctx = ctx;
+  in.ctx_size = sizeof ctx;
+  auto r = (*obj)->prog("past_the_end")->run(in);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("read of 8 bytes"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("at (out_of_bounds.bpf.c:9: return first + ctx[64];)"), std::string::npos)
+      << r.error().message;
+}
+
+}  // namespace
+}  // namespace ember

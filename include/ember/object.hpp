@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "ember/btf.hpp"
 #include "ember/elf.hpp"
 #include "ember/isa.hpp"
 #include "ember/prog_types.hpp"
@@ -45,8 +47,16 @@ struct ObjectFile {
   std::string name;
   std::string license;  // the "license" section, "" if absent
   std::vector<ObjectProgram> programs;
+  std::vector<std::string> section_names;  // by ELF section index
+  std::shared_ptr<const Btf> btf;          // .BTF, null if absent
+  std::shared_ptr<const BtfExt> btf_ext;   // .BTF.ext, null if absent
 
   const ObjectProgram* find(std::string_view name_or_section) const;
+  // The C source line of instruction `insn` of `prog` (BTF line info), or
+  // null when the object has none.
+  const BtfLineInfo* source_line(const ObjectProgram& prog, size_t insn) const;
+  // " (file.c:12: the source text)", or "" when there is no line info.
+  std::string where(const ObjectProgram& prog, size_t insn) const;
 };
 
 // Reads and links every program of an object. `bytes` may be dropped after.

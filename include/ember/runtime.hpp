@@ -128,6 +128,8 @@ class Object {
   const std::string& name() const { return linked_.name; }
   const std::string& license() const { return linked_.license; }
   bool loaded() const { return loaded_; }
+  // The object as read and linked: programs, BTF, line info.
+  const ObjectFile& file() const { return linked_; }
 
   // Before load: the maps the object declares; sizes and flags may be changed.
   std::vector<MapDef>& map_defs() { return defs_; }

@@ -423,6 +423,13 @@ const std::vector<Command>& commands() {
        "  register, reserved field, write to r10, jump out of range or into ld_imm64,\n"
        "  falling off the end) with its index.\n",
        cmd_check},
+      {"objdump", "disassemble the programs of an object with their C source lines",
+       "usage: ember objdump OBJ [--prog NAME] [--no-source] [--no-bytes]\n"
+       "  Prints each program of OBJ as Ember links it (its .text subprograms\n"
+       "  appended), in llvm-objdump syntax, with the C source line of each\n"
+       "  instruction from BTF line info ('; source @ file.c:LINE', as bpftool\n"
+       "  prog dump xlated linum) and the map or global each ld_imm64 names.\n",
+       cmd_objdump},
       {"map", "show, dump, look up, update and delete maps of running Ember processes (bpftool map)",
        "usage: ember map show [-j]\n"
        "       ember map dump MAP [-j]\n"

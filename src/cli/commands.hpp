@@ -13,6 +13,7 @@ int cmd_run(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
 int cmd_conformance_plugin(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
+int cmd_objdump(const std::vector<std::string>& args);
 int cmd_prog(const std::vector<std::string>& args);
 
 struct Command {

@@ -227,12 +227,52 @@ const ObjectProgram* ObjectFile::find(std::string_view name_or_section) const {
   return nullptr;
 }
 
+const BtfLineInfo* ObjectFile::source_line(const ObjectProgram& prog, size_t insn) const {
+  if (!btf_ext || insn >= prog.origin.size()) return nullptr;
+  const InsnOrigin& o = prog.origin[insn];
+  if (o.section >= section_names.size()) return nullptr;
+  return btf_ext->line_at(section_names[o.section], o.index);
+}
+
+std::string ObjectFile::where(const ObjectProgram& prog, size_t insn) const {
+  const BtfLineInfo* l = source_line(prog, insn);
+  if (!l) return "";
+  std::string file = l->file.substr(l->file.find_last_of('/') + 1);
+  std::string src = l->source;
+  src.erase(0, src.find_first_not_of(" \t"));
+  return " (" + file + ":" + std::to_string(l->line) + ": " + src + ")";
+}
+
+namespace {
+
+// .BTF and .BTF.ext, when the object has them (clang -g writes both).
+Status read_btf(const ElfFile& elf, ObjectFile& obj) {
+  const ElfSection* b = elf.section(".BTF");
+  if (!b) return ok_status();
+  auto btf = Btf::parse(b->data, obj.name + ": .BTF");
+  if (!btf) return btf.error();
+  obj.btf = std::make_shared<Btf>(std::move(*btf));
+  if (const ElfSection* e = elf.section(".BTF.ext")) {
+    auto ext = BtfExt::parse(e->data, *obj.btf, obj.name + ": .BTF.ext");
+    if (!ext) return ext.error();
+    obj.btf_ext = std::make_shared<BtfExt>(std::move(*ext));
+  }
+  return ok_status();
+}
+
+}  // namespace
+
 Result<ObjectFile> load_object(std::span<const uint8_t> bytes, const std::string& name) {
   auto elf = ElfFile::parse(bytes, name);
   if (!elf) return elf.error();
   Linker linker(*elf);
   if (auto st = linker.index(); !st) return st.error();
-  ObjectFile obj{name, license_of(*elf), {}};
+  ObjectFile obj{name, license_of(*elf), {}, {}, nullptr, nullptr};
+  for (const ElfSection& sec : elf->sections()) {
+    if (obj.section_names.size() <= sec.index) obj.section_names.resize(sec.index + 1);
+    obj.section_names[sec.index] = sec.name;
+  }
+  if (auto st = read_btf(*elf, obj); !st) return st.error();
   for (const Func& f : linker.functions()) {
     if (f.sec->name == ".text") continue;  // subprograms, linked into the programs that call them
     auto type = match_section(f.sec->name);

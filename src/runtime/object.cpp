@@ -178,7 +178,7 @@ Status Object::prepare(Prog& p) {
     auto r = resolve_ref(ref);
     if (!r)
       return fail(linked_.name, ": section ", p.section(), ", program ", p.name(), ", instruction ", ref.insn,
-                  ": ", r.error().message);
+                  linked_.where(p.linked_, ref.insn), ": ", r.error().message);
     auto it = std::find(p.maps_.begin(), p.maps_.end(), r->map);
     size_t idx = it - p.maps_.begin();
     if (it == p.maps_.end()) {

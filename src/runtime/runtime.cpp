@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "runtime/registry.hpp"
 
 namespace ember {
@@ -105,7 +107,16 @@ void Runtime::release_prog(uint32_t id) {
 
 Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts) const {
   opts.helper_env = const_cast<Prog*>(this);
-  return interp_->run(in, opts);
+  auto r = interp_->run(in, opts);
+  if (r) return r;
+  // Faults name "instruction N (...)": add N's C source line when BTF has it.
+  const std::string& msg = r.error().message;
+  size_t at = msg.find("instruction ");
+  if (at == std::string::npos) return r;
+  size_t pc = std::strtoull(msg.c_str() + at + 12, nullptr, 10);
+  std::string where = obj_->file().where(linked_, pc);
+  if (where.empty()) return r;
+  return fail(msg, "\n  at", where);
 }
 
 Map* Prog::map_at(uint64_t ptr) const {
