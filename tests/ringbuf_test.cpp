@@ -389,6 +389,116 @@ TEST(RingbufHelpers, CheckedModeGrantsSamplesAndRefusesOtherPointers) {
   EXPECT_NE(rb.error().message.find("bpf_ringbuf_reserve"), std::string::npos) << rb.error().message;
 }
 
+// ---- the kernel as the oracle ----
+
+// One program for both: r6 = the ring (`map_ld`); output 13 bytes and 0
+// bytes from the stack, reserve 20 and submit, reserve 7 and discard, then
+// output the four bpf_ringbuf_query values. Returns the first output's result.
+std::vector<RawInsn> diff_program(const std::vector<RawInsn>& map_ld) {
+  using namespace testing;
+  auto call_insn = [](int id) { return raw(0x85, 0, 0, 0, id); };
+  std::vector<RawInsn> p = map_ld;
+  append(p, ld_map(2, 0x0807060504030201ull, 0));
+  p.push_back(raw(0x7b, 10, 2, -16));  // *(u64 *)(r10 - 16) = r2
+  append(p, ld_map(2, 0x100f0e0d0c0b0a09ull, 0));
+  p.push_back(raw(0x7b, 10, 2, -8));
+  for (int32_t size : {13, 0}) {
+    append(p, {mov64_reg(1, 6), mov64_reg(2, 10), raw(0x07, 2, 0, 0, -16), mov64_imm(3, size),
+               mov64_imm(4, 0), call_insn(kOutput)});
+    if (size == 13) p.push_back(mov64_reg(8, 0));
+  }
+  append(p, {mov64_reg(1, 6), mov64_imm(2, 20), mov64_imm(3, 0), call_insn(kReserve), raw(0x15, 0, 0, 6, 0),
+             raw(0x7a, 0, 0, 0, 0x11111111), raw(0x7a, 0, 0, 8, 0x22222222), raw(0x62, 0, 0, 16, 0x3333),
+             mov64_reg(1, 0), mov64_imm(2, 0), call_insn(kSubmit)});
+  append(p, {mov64_reg(1, 6), mov64_imm(2, 7), mov64_imm(3, 0), call_insn(kReserve), raw(0x15, 0, 0, 4, 0),
+             raw(0x62, 0, 0, 0, 0x55555555), mov64_reg(1, 0), mov64_imm(2, 0), call_insn(kDiscard)});
+  for (int16_t q = 0; q < 4; ++q)
+    append(p, {mov64_reg(1, 6), mov64_imm(2, q), call_insn(kQuery),
+               raw(0x7b, 10, 0, static_cast<int16_t>(-48 + 8 * q))});
+  append(p, {mov64_reg(1, 6), mov64_reg(2, 10), raw(0x07, 2, 0, 0, -48), mov64_imm(3, 32), mov64_imm(4, 0),
+             call_insn(kOutput), mov64_reg(0, 8), exit_insn()});
+  return p;
+}
+
+// The kernel ring as user space maps it: the consumer page, then the
+// producer page and the data (mapped twice).
+struct KernelRing {
+  void* cons = MAP_FAILED;
+  void* prod = MAP_FAILED;
+  size_t size = 0;
+  KernelRing(int fd, size_t sz) : size(sz) {
+    cons = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    prod = mmap(nullptr, 4096 + 2 * sz, PROT_READ, MAP_SHARED, fd, 4096);
+  }
+  ~KernelRing() {
+    if (cons != MAP_FAILED) munmap(cons, 4096);
+    if (prod != MAP_FAILED) munmap(prod, 4096 + 2 * size);
+  }
+  uint64_t producer_pos() const { return *static_cast<volatile uint64_t*>(prod); }
+  uint64_t consumer_pos() const { return *static_cast<volatile uint64_t*>(cons); }
+  Bytes data() const {
+    auto* d = static_cast<const uint8_t*>(prod) + 4096;
+    return Bytes(d, d + size);
+  }
+};
+
+int collect(void* ctx, void* data, size_t size) {
+  auto* out = static_cast<std::vector<Bytes>*>(ctx);
+  out->emplace_back(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  return 0;
+}
+
+std::vector<Bytes> drain_kernel(int fd) {
+  std::vector<Bytes> out;
+  ring_buffer* rb = ring_buffer__new(fd, collect, &out, nullptr);
+  EXPECT_NE(rb, nullptr);
+  if (rb) {
+    EXPECT_GE(ring_buffer__consume(rb), 0);
+    ring_buffer__free(rb);
+  }
+  return out;
+}
+
+TEST(RingbufKernelDiff, SameProgramLeavesTheSameBytesInTheRing) {
+  std::string why;
+  if (geteuid() != 0 || !testing::kernel_bpf_available(&why))
+    GTEST_SKIP() << "kernel bpf() unavailable (needs root): " << why;
+  constexpr uint32_t kSize = 4096;
+  testing::Fd kmap(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "diff", 0, 0, kSize, nullptr));
+  ASSERT_GE(kmap.get(), 0) << std::strerror(errno);
+  auto kprog = testing::kernel_load(
+      BPF_PROG_TYPE_SOCKET_FILTER,
+      diff_program(ld_map(6, static_cast<uint32_t>(kmap.get()), 1 /* BPF_PSEUDO_MAP_FD */)));
+  ASSERT_TRUE(kprog.ok()) << kprog.error().message;
+  auto m = make_ringbuf(kSize);
+  const auto eprog = diff_program(ld_map(6, u(m), 0));
+  KernelRing kr(kmap.get(), kSize);
+  ASSERT_NE(kr.prod, MAP_FAILED);
+  auto& rb = static_cast<maps::RingbufMap&>(*m);
+  // 120 bytes a run: the ring fills up in the first round; later rounds wrap.
+  int refused = 0;
+  for (int round = 0; round < 4; ++round) {
+    for (int run = 0; run < 40; ++run) {
+      SCOPED_TRACE("round " + std::to_string(round) + " run " + std::to_string(run));
+      auto k = testing::kernel_test_run(kprog->get(), Bytes(64));
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      auto e = run_checked(eprog, m.get());
+      ASSERT_TRUE(e.ok()) << e.error().message;
+      EXPECT_EQ(k->retval, static_cast<uint32_t>(*e));
+      refused += k->retval != 0;
+      ASSERT_EQ(kr.producer_pos(), rb.producer_pos().load());
+    }
+    const Bytes ebytes(rb.data(), rb.data() + kSize);
+    EXPECT_EQ(kr.data(), ebytes) << "round " << round;  // headers, pg_off, data, padding
+    auto krecs = drain_kernel(kmap.get());
+    auto erecs = drain(m);
+    EXPECT_EQ(krecs, erecs) << "round " << round;
+    EXPECT_GE(erecs.size(), 34u * 4);  // about 34 runs of 4 records fit
+    EXPECT_EQ(kr.consumer_pos(), rb.consumer_pos().load());
+  }
+  EXPECT_GT(refused, 0);  // some outputs met a full ring (-EAGAIN)
+}
+
 // ---- perf event arrays ----
 
 // Keeps this thread on one CPU so that "the current CPU" stays put.
