@@ -1,6 +1,7 @@
 // BPF_MAP_TYPE_STACK_TRACE and the stack helpers: programs in the
 // interpreter call bpf_get_stackid / bpf_get_stack from test functions
 // along different call paths; the ids and frames must follow the paths.
+#include <bpf/bpf.h>
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include "ember/helpers.hpp"
 #include "ember/maps.hpp"
 #include "ember/vm.hpp"
+#include "support/kernel_bpf.hpp"
 #include "test_util.hpp"
 
 namespace ember {
@@ -319,6 +321,48 @@ TEST(StackTraceTest, GetStackCopiesFrames) {
   std::vector<uint8_t> kernel(16, 0xEE);
   EXPECT_EQ(path_a(get_stack_prog(16, 0), kernel), -EFAULT);
   EXPECT_TRUE(std::all_of(kernel.begin(), kernel.end(), [](uint8_t b) { return b == 0; }));
+}
+
+// What bpf() answers for stack trace maps no program has filled: map
+// creation limits and the errno of every host operation, Ember's and the
+// kernel's side by side. (Filling a kernel stack map takes a program run
+// on a perf event, which these tests do not attach.)
+TEST(StackTraceKernelDiff, EmptyMapsAndLimits) {
+  std::string why;
+  if (!testing::kernel_bpf_available(&why)) GTEST_SKIP() << "bpf() unavailable: " << why;
+  struct Def {
+    uint32_t key_size, value_size, max_entries, flags;
+  };
+  const Def defs[] = {{4, 8, 10, 0},
+                      {4, 127 * 8, 10, 0},
+                      {4, 128 * 8, 10, 0},
+                      {4, 12, 10, 0},
+                      {8, 16, 10, 0},
+                      {4, 16, 0, 0},
+                      {4, 16, 10, 1},
+                      {4, 4 * 32, 10, map_flag::kStackBuildId},
+                      {4, 40, 10, map_flag::kStackBuildId}};
+  for (const Def& d : defs) {
+    SCOPED_TRACE("value_size " + std::to_string(d.value_size) + " flags " + std::to_string(d.flags));
+    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = d.flags);
+    testing::Fd kfd(
+        bpf_map_create(BPF_MAP_TYPE_STACK_TRACE, "st", d.key_size, d.value_size, d.max_entries, &o));
+    auto m =
+        Map::create(MapSpec{"st", MapType::StackTrace, d.key_size, d.value_size, d.max_entries, d.flags});
+    ASSERT_EQ(m.ok(), kfd.get() >= 0);
+    if (!m.ok()) continue;
+    std::vector<uint8_t> v(d.value_size);
+    for (uint32_t id : {0u, 3u, 15u, 16u, 1000u}) {
+      auto k = [](int r) { return r < 0 ? -errno : r; };
+      EXPECT_EQ((*m)->lookup(&id, v.data()), k(bpf_map_lookup_elem(kfd.get(), &id, v.data())));
+      EXPECT_EQ((*m)->erase(&id), k(bpf_map_delete_elem(kfd.get(), &id)));
+      EXPECT_EQ((*m)->update(&id, v.data(), 0), k(bpf_map_update_elem(kfd.get(), &id, v.data(), 0)));
+      EXPECT_EQ((*m)->lookup_and_delete(&id, v.data()),
+                k(bpf_map_lookup_and_delete_elem(kfd.get(), &id, v.data())));
+      uint32_t en = 0, kn = 0;
+      EXPECT_EQ((*m)->next_key(&id, &en), k(bpf_map_get_next_key(kfd.get(), &id, &kn)));
+    }
+  }
 }
 
 }  // namespace
