@@ -6,9 +6,10 @@
 # "fuzz: SKIPPED: ..." and exits 0.
 #
 # Seed corpora are made here, from the repository, on every run: the objects
-# clang builds from tests/bpf/*.bpf.c (ELF target), their code sections
-# (decoder target), the "-- asm" parts of ../shared/conformance/*.data and
-# examples/*.asm (assembler target) and those assembled (decoder target).
+# clang builds from tests/bpf/*.bpf.c (ELF target; BTF target with their
+# raw .BTF sections), their code sections (decoder target), the "-- asm"
+# parts of ../shared/conformance/*.data and examples/*.asm (assembler
+# target) and those assembled (decoder target).
 # What libFuzzer finds on top is kept in build-fuzz/corpus/ between runs.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${EMBER_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${EMBER_FUZZ_JOBS:-2}
 conformance=${EMBER_CONFORMANCE_DIR:-$root/../shared/conformance}
-targets=(decoder assembler elf)
+targets=(decoder assembler elf btf)
 
 skip() {
   echo "fuzz: SKIPPED: $*"
@@ -68,8 +69,11 @@ for src in "$root"/tests/bpf/*.bpf.c; do
   # not search for -target bpf.
   "$cc" -O2 -g -target bpf -mcpu=v3 -I"/usr/include/$(uname -m)-linux-gnu" -c "$src" -o "$obj" 2>/dev/null || continue
   cp "$obj" "$seeds/elf/"
+  cp "$obj" "$seeds/btf/"
   objcopy=$(command -v llvm-objcopy-14 || command -v llvm-objcopy || true)
   [[ -n $objcopy ]] || continue
+  # .BTF is not allocated, so -O binary would write nothing: dump it instead.
+  "$objcopy" --dump-section=.BTF="$seeds/btf/$stem.btf" "$obj" "$build/bpf/$stem.discard.o" 2>/dev/null || true
   for sec in .text socket; do
     "$objcopy" -O binary --only-section="$sec" "$obj" "$seeds/decoder/$stem-${sec#.}.bin" 2>/dev/null || true
   done
