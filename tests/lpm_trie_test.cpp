@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -245,6 +247,43 @@ TEST(LpmTrieTest, LookupsRaceAWriter) {
   }
   writer.join();
   EXPECT_EQ(bad, 0);
+}
+
+// Another process maps the segment and rewrites routes while this one
+// looks them up: every answer is a route that exists at some moment.
+TEST(LpmTrieTest, AnotherProcessWritesWhileThisOneReads) {
+  auto m = make_trie(8, 8, 512);
+  add(*m, v4("10.0.0.0", 8), 8);
+  pid_t child = fork();
+  if (child == 0) {
+    auto other = Map::open(m->fd());
+    if (!other.ok()) _exit(2);
+    for (int round = 0; round < 20; ++round) {
+      for (uint32_t i = 0; i < 256; ++i) {
+        auto k = v4("10.0.0.0", 24);
+        k.addr[1] = static_cast<uint8_t>(i);
+        uint64_t v = 100 + i;
+        if ((*other)->update(&k, &v, kBpfAny) != 0) _exit(3);
+        if (round % 2 && (*other)->erase(&k) != 0) _exit(4);
+      }
+    }
+    _exit(0);
+  }
+  long bad = 0, lookups = 0;
+  int status = 0;
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    for (uint32_t i = 0; i < 256; i += 7, ++lookups) {
+      auto probe = v4("10.0.0.1", 32);
+      probe.addr[1] = static_cast<uint8_t>(i);
+      int64_t r = route(*m, probe);
+      if (r != 8 && r != 100 + static_cast<int64_t>(i)) ++bad;
+    }
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(bad, 0) << "of " << lookups;
+  EXPECT_EQ(iteration<V4Key>(*m),
+            std::vector<std::string>{"10.0.0.0/8"});  // the last round deleted its routes
 }
 
 // ---- the kernel as an oracle ----

@@ -20,6 +20,10 @@
 // the counter moved, as the kernel's RCU readers never have to. A pointer a
 // program got from a lookup stays valid memory, but its node may be reused
 // once the element is deleted or replaced (as with the preallocated hash).
+//
+// Like the kernel's trie_map_ops, there is no bpf_for_each_map_elem and no
+// lookup_and_delete (both answer ENOTSUPP), and a full trie refuses a new
+// prefix with ENOSPC rather than the E2BIG of hash maps.
 #include <sched.h>
 
 #include <algorithm>
