@@ -538,6 +538,38 @@ TEST(BtfCore, AmbiguousCandidatesAreAnError) {
       << patches.error().message;
 }
 
+// TYPE_MATCHES (clang 14 cannot emit it: built by hand) asks more than
+// TYPE_EXISTS: every local member present, with the same size and sign.
+TEST(BtfCore, TypeMatchesIsStricterThanTypeExists) {
+  BtfBuilder lb;
+  uint32_t i32 = lb.int_type("int", 4);
+  uint32_t s = lb.struct_type("s", 4, {{"a", i32, 0}});
+  Btf local = parse_ok(lb.bytes());
+  auto answer = [&](const Btf& target, CoreReloKind kind) {
+    BtfCoreRelo relo{0, s, "0", kind};
+    auto p = resolve_core_relocation(local, "socket", relo, target, "hand.o");
+    EXPECT_TRUE(p.ok()) << p.error().message;
+    return p ? p->new_value : 99;
+  };
+  struct Target {
+    const char* what;
+    uint64_t matches;
+    BtfBuilder b;
+  };
+  Target wider{"a superset", 1, {}}, unsigned_a{"an unsigned a", 0, {}}, no_a{"no a", 0, {}};
+  uint32_t ti = wider.b.int_type("int", 4);
+  wider.b.struct_type("s___new", 8, {{"b", ti, 0}, {"a", ti, 32}});
+  uint32_t tu = unsigned_a.b.int_type("unsigned int", 4, /*is_signed=*/false);
+  unsigned_a.b.struct_type("s", 4, {{"a", tu, 0}});
+  uint32_t tn = no_a.b.int_type("int", 4);
+  no_a.b.struct_type("s", 4, {{"b", tn, 0}});
+  for (Target* t : {&wider, &unsigned_a, &no_a}) {
+    Btf target = parse_ok(t->b.bytes());
+    EXPECT_EQ(answer(target, CoreReloKind::TypeMatches), t->matches) << t->what;
+    EXPECT_EQ(answer(target, CoreReloKind::TypeExists), 1u) << t->what;
+  }
+}
+
 TEST(BtfCore, TaskStructPidAgainstVmlinux) {
   if (!std::ifstream(Btf::kVmlinuxPath))
     GTEST_SKIP() << Btf::kVmlinuxPath << " is absent (kernel without BTF)";

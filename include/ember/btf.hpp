@@ -252,6 +252,11 @@ constexpr int32_t kCorePoisonHelper = 0xbad2310;
 Result<std::vector<CorePatch>> resolve_core_relocations(const Btf& local, const BtfExt& ext,
                                                         const Btf& target, const std::string& what);
 
+// One record, for callers that hold records of their own.
+Result<CorePatch> resolve_core_relocation(const Btf& local, const std::string& section,
+                                          const BtfCoreRelo& relo, const Btf& target,
+                                          const std::string& what);
+
 // Applies the patches of `section` to its instructions (as in the object,
 // before linking): immediates of ALU and ld_imm64 instructions, offsets (and
 // sizes) of loads and stores, or poison. An instruction that does not hold

@@ -167,6 +167,86 @@ bool types_compat(const Btf& lb, uint32_t lid, const Btf& tb, uint32_t tid, int 
   }
 }
 
+// Names for TYPE_MATCHES: an anonymous target matches only an anonymous
+// local; otherwise the names without flavors agree.
+bool names_match(std::string_view local, std::string_view target) {
+  if (target.empty()) return local.empty();
+  return btf_essential_name(local) == btf_essential_name(target);
+}
+
+bool types_match(const Btf& lb, uint32_t lid, const Btf& tb, uint32_t tid, bool behind_ptr, int level);
+
+// Every local enumerator has a namesake in the target (values may differ).
+bool enums_match(const Btf& lb, uint32_t lid, const Btf& tb, uint32_t tid) {
+  if (lb.type(lid)->size != tb.type(tid)->size) return false;
+  auto tv = tb.enum_values(tid);
+  for (const BtfEnumValue& l : lb.enum_values(lid))
+    if (std::none_of(tv.begin(), tv.end(),
+                     [&](const BtfEnumValue& t) { return names_match(l.name, t.name); }))
+      return false;
+  return true;
+}
+
+// Every local member has a namesake in the target whose type matches.
+bool composites_match(const Btf& lb, uint32_t lid, const Btf& tb, uint32_t tid, int level) {
+  auto tm = tb.members(tid);
+  for (const BtfMember& l : lb.members(lid)) {
+    auto same = [&](const BtfMember& t) {
+      return names_match(l.name, t.name) && types_match(lb, l.type, tb, t.type, false, level - 1);
+    };
+    if (std::none_of(tm.begin(), tm.end(), same)) return false;
+  }
+  return true;
+}
+
+// TYPE_MATCHES (libbpf's __bpf_core_types_match): stricter than the
+// compatibility of TYPE_EXISTS. Integers agree in size and signedness,
+// arrays in length, prototypes in arity; structs and unions have every local
+// member, except behind a pointer, where a name (or a FWD of the right
+// kind) is enough.
+bool types_match(const Btf& lb, uint32_t lid, const Btf& tb, uint32_t tid, bool behind_ptr, int level) {
+  if (level <= 0) return false;
+  for (int depth = 0; depth < kMaxCompatDepth; ++depth) {
+    const BtfType& l = *lb.type(lid = lb.resolve(lid));
+    const BtfType& t = *tb.type(tid = tb.resolve(tid));
+    if (!names_match(l.name, t.name)) return false;
+    bool same = l.kind == t.kind;
+    switch (l.kind) {
+      case BtfKind::Void: return same;
+      case BtfKind::Fwd:
+        if (same) return l.kflag == t.kflag;  // kflag: a union
+        return behind_ptr && (t.kind == (l.kflag ? BtfKind::Union : BtfKind::Struct));
+      case BtfKind::Enum:
+      case BtfKind::Enum64: return is_enum(t.kind) && enums_match(lb, lid, tb, tid);
+      case BtfKind::Struct:
+      case BtfKind::Union:
+        if (behind_ptr) return same || (t.kind == BtfKind::Fwd && t.kflag == (l.kind == BtfKind::Union));
+        return same && composites_match(lb, lid, tb, tid, level);
+      case BtfKind::Int:
+        return same && l.size == t.size &&
+               (l.int_encoding & btf_int::kSigned) == (t.int_encoding & btf_int::kSigned);
+      case BtfKind::Ptr:
+        if (!same) return false;
+        behind_ptr = true, lid = l.type, tid = t.type;
+        break;
+      case BtfKind::Array:
+        if (!same || l.array_nelems != t.array_nelems) return false;
+        lid = l.array_elem, tid = t.array_elem;
+        break;
+      case BtfKind::FuncProto: {
+        auto lp = lb.params(lid), tp = tb.params(tid);
+        if (!same || lp.size() != tp.size()) return false;
+        for (size_t i = 0; i < lp.size(); ++i)
+          if (!types_match(lb, lp[i].type, tb, tp[i].type, behind_ptr, level - 1)) return false;
+        lid = l.type, tid = t.type;
+        break;
+      }
+      default: return false;
+    }
+  }
+  return false;
+}
+
 // Finds the target member named like local accessor `la`, descending into
 // anonymous members; extends `ts` with the steps taken (bpf_core_match_member).
 bool match_member(const Spec& local, const Accessor& la, const Btf& tb, uint32_t tid, Spec& ts,
@@ -235,6 +315,8 @@ bool match_spec(const Spec& local, CoreReloKind kind, const Btf& tb, uint32_t ti
   ts = Spec{&tb, tid, {}, {}, 0};
   if (is_field_kind(kind)) return match_field_spec(local, tb, tid, ts);
   if (is_enumval_kind(kind)) return match_enum_spec(local, tb, tid, ts);
+  if (kind == CoreReloKind::TypeMatches)
+    return types_match(*local.btf, local.root_id, tb, tid, false, kMaxCompatDepth);
   return types_compat(*local.btf, local.root_id, tb, tid);
 }
 
@@ -367,6 +449,7 @@ class CoreResolver {
     if (!local) return local.error();
     if (relo.kind == CoreReloKind::TypeIdLocal) {  // the object's own id: no target involved
       p.new_value = p.orig_value = relo.type_id;
+      p.validate = false;  // ids may be renumbered when objects are linked (as libbpf)
       return ok_status();
     }
     auto orig = relo_value(relo.kind, &*local);
@@ -419,6 +502,14 @@ class CoreResolver {
 };
 
 }  // namespace
+
+Result<CorePatch> resolve_core_relocation(const Btf& local, const std::string& section,
+                                          const BtfCoreRelo& relo, const Btf& target,
+                                          const std::string& what) {
+  if (relo.type_id == 0 || relo.type_id >= local.count())
+    return fail(what, ": section '", section, "': CO-RE type id ", relo.type_id, " out of range");
+  return CoreResolver(local, target, what).resolve(section, relo);
+}
 
 Result<std::vector<CorePatch>> resolve_core_relocations(const Btf& local, const BtfExt& ext,
                                                         const Btf& target, const std::string& what) {
