@@ -59,7 +59,18 @@ struct ObjectFile {
   std::string where(const ObjectProgram& prog, size_t insn) const;
 };
 
-// Reads and links every program of an object. `bytes` may be dropped after.
-Result<ObjectFile> load_object(std::span<const uint8_t> bytes, const std::string& name);
+struct LinkOptions {
+  // CO-RE target for kernel types: this BTF, else vmlinux_path when
+  // use_vmlinux (and it can be read). Types it lacks resolve against the
+  // object's own BTF.
+  const Btf* kernel_btf = nullptr;
+  bool use_vmlinux = true;
+  std::string vmlinux_path = "/sys/kernel/btf/vmlinux";
+};
+
+// Reads and links every program of an object, CO-RE relocations applied.
+// `bytes` may be dropped after.
+Result<ObjectFile> load_object(std::span<const uint8_t> bytes, const std::string& name,
+                               const LinkOptions& opts = {});
 
 }  // namespace ember

@@ -28,12 +28,13 @@ struct Func {
 
 class Linker {
  public:
-  explicit Linker(const ElfFile& elf) : elf_(elf) {}
+  Linker(const ElfFile& elf, std::span<const CorePatch> core) : elf_(elf), core_(core) {}
 
   Status index() {
     for (const ElfSection* sec : elf_.code_sections()) {
       auto insns = bytes_to_insns(sec->data);
       if (!insns) return fail(elf_.name(), ": section ", sec->name, ": ", insns.error().message);
+      if (auto st = apply_core_patches(sec->name, *insns, core_, elf_.name()); !st) return st;
       code_[sec->index] = std::move(*insns);
       if (auto st = index_functions(*sec); !st) return st;
       auto rel = elf_.relocations_for(sec->index);
@@ -202,6 +203,7 @@ class Linker {
   }
 
   const ElfFile& elf_;
+  std::span<const CorePatch> core_;
   std::map<uint32_t, std::vector<RawInsn>> code_;
   std::map<uint32_t, std::map<uint32_t, ElfReloc>> relocs_;
   std::vector<Func> funcs_;
@@ -260,19 +262,50 @@ Status read_btf(const ElfFile& elf, ObjectFile& obj) {
   return ok_status();
 }
 
+bool has_core_relos(const ObjectFile& obj) {
+  if (!obj.btf_ext) return false;
+  for (const auto& sec : obj.btf_ext->core_relos())
+    if (!sec.records.empty()) return true;
+  return false;
+}
+
+// CO-RE against the kernel's types where /sys/kernel/btf/vmlinux exists,
+// and against the object's own BTF for types the kernel does not have
+// (user-space structures, or no vmlinux BTF): per relocation, the kernel's
+// answer when it has a candidate, else the object's own.
+Result<std::vector<CorePatch>> core_patches(const ObjectFile& obj, const LinkOptions& opts) {
+  if (!has_core_relos(obj)) return std::vector<CorePatch>{};
+  auto own = resolve_core_relocations(*obj.btf, *obj.btf_ext, *obj.btf, obj.name);
+  if (!own) return own.error();
+  const Btf* kernel = opts.kernel_btf;
+  std::optional<Btf> loaded;
+  if (!kernel && opts.use_vmlinux) {
+    if (auto v = Btf::load_file(opts.vmlinux_path)) loaded = std::move(*v), kernel = &*loaded;
+  }
+  if (!kernel) return own;
+  auto from_kernel = resolve_core_relocations(*obj.btf, *obj.btf_ext, *kernel, obj.name);
+  if (!from_kernel || from_kernel->size() != own->size()) return own;
+  for (size_t i = 0; i < own->size(); ++i)
+    if ((*from_kernel)[i].target_type_id != 0) (*own)[i] = (*from_kernel)[i];
+  return own;
+}
+
 }  // namespace
 
-Result<ObjectFile> load_object(std::span<const uint8_t> bytes, const std::string& name) {
+Result<ObjectFile> load_object(std::span<const uint8_t> bytes, const std::string& name,
+                               const LinkOptions& opts) {
   auto elf = ElfFile::parse(bytes, name);
   if (!elf) return elf.error();
-  Linker linker(*elf);
-  if (auto st = linker.index(); !st) return st.error();
   ObjectFile obj{name, license_of(*elf), {}, {}, nullptr, nullptr};
   for (const ElfSection& sec : elf->sections()) {
     if (obj.section_names.size() <= sec.index) obj.section_names.resize(sec.index + 1);
     obj.section_names[sec.index] = sec.name;
   }
   if (auto st = read_btf(*elf, obj); !st) return st.error();
+  auto core = core_patches(obj, opts);
+  if (!core) return core.error();
+  Linker linker(*elf, *core);
+  if (auto st = linker.index(); !st) return st.error();
   for (const Func& f : linker.functions()) {
     if (f.sec->name == ".text") continue;  // subprograms, linked into the programs that call them
     auto type = match_section(f.sec->name);

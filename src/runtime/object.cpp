@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "ember/elf.hpp"
+#include "ember/map_defs.hpp"
 #include "ember/runtime.hpp"
 #include "runtime/kconfig.hpp"
 #include "runtime/registry.hpp"
@@ -61,6 +62,11 @@ Status Object::open() {
   auto linked = load_object(bytes_, linked_.name);
   if (!linked) return linked.error();
   linked_ = std::move(*linked);
+  auto elf = ElfFile::parse(bytes_, linked_.name);
+  if (!elf) return elf.error();
+  auto defs = parse_map_definitions(*elf, linked_.btf.get());
+  if (!defs) return defs.error();
+  defs_ = std::move(*defs);
   if (auto st = add_data_sections(); !st) return st;
   return add_kconfig();
 }

@@ -16,18 +16,22 @@ struct args {
 };
 
 SEC("syscall")
-int count_keys(struct args *a) {
+int count_keys(struct args *ctx) {
+  // The kernel forbids variable offsets into a syscall context: copy first.
+  struct args a;
+  __builtin_memcpy(&a, ctx, sizeof(a));
   for (int i = 0; i < 8; i++) {
-    __u32 k = a->keys[i];
+    __u32 k = a.keys[i];
     __u64 one = 1;
     __u64 *v = bpf_map_lookup_elem(&counts, &k);
     if (v) {
       __sync_fetch_and_add(v, 1);
-      a->results[i] = 0;
+      a.results[i] = 0;
     } else {
-      a->results[i] = bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST);
+      a.results[i] = bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST);
     }
   }
+  __builtin_memcpy(ctx, &a, sizeof(a));
   __u32 gone = 3;
   return bpf_map_delete_elem(&counts, &gone);
 }
