@@ -27,11 +27,9 @@ int process_ring(RingbufMap& rb, const RingBufferConsumer::Callback& cb, int* co
     progress = false;
     const uint64_t prod = rb.producer_pos().load(std::memory_order_acquire);
     while (cons < prod) {
-      const uint8_t* hdr = rb.data() + (cons & rb.mask());
-      const uint32_t len =
-          std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(reinterpret_cast<const uint32_t*>(hdr)))
-              .load(std::memory_order_acquire);
+      const uint32_t len = rb.record_len(cons);
       if (len & kBusyBit) return 0;
+      const uint8_t* hdr = rb.data() + (cons & rb.mask());
       progress = true;
       cons += record_span(len);
       int r = 0;

@@ -72,6 +72,9 @@ RingbufMap::~RingbufMap() { munmap(view_, kDataOffset + 2 * static_cast<size_t>(
 std::atomic_ref<uint64_t> RingbufMap::consumer_pos() const { return word64(view_, kConsumerPosOffset); }
 std::atomic_ref<uint64_t> RingbufMap::producer_pos() const { return word64(view_, kProducerPosOffset); }
 shm::WakeWord& RingbufMap::wake_word() const { return meta(view_).wake; }
+uint32_t RingbufMap::record_len(uint64_t pos) const {
+  return len_word(view_ + kDataOffset + (pos & mask())).load(std::memory_order_acquire);
+}
 
 void* RingbufMap::reserve(uint64_t size) {
   if (size > kMaxRecord) return nullptr;

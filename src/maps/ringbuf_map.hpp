@@ -58,6 +58,9 @@ class RingbufMap final : public Map {
   // ---- consumer side ----
   const uint8_t* data() const { return view_ + ringbuf::kMetaPages * shm::kPageSize; }
   uint64_t mask() const { return spec_.max_entries - 1; }
+  // The length word of the record at position `pos` (acquire: the data
+  // before a cleared BUSY bit is visible).
+  uint32_t record_len(uint64_t pos) const;
   std::atomic_ref<uint64_t> consumer_pos() const;
   std::atomic_ref<uint64_t> producer_pos() const;
   shm::WakeWord& wake_word() const;
