@@ -297,12 +297,12 @@ TEST(Cli, ObjdumpInterleavesSourceLines) {
   auto o = ember("objdump " + std::string(EMBER_BPF_OBJ_DIR) + "/tail_calls.bpf.o --prog entry --no-bytes");
   EXPECT_EQ(o.status, 0) << o.text;
   EXPECT_TRUE(has(o,
-                  "entry (SEC(\"syscall\"), syscall), 10 instructions:\n"
-                  "; a->trail = a->trail * 10 + 1; @ tail_calls.bpf.c:28\n"
-                  "     0:\tr2 = *(u64 *)(r1 + 0x0)\n"))
+                  "entry (SEC(\"raw_tp\"), raw_tracepoint), 12 instructions:\n"
+                  "; trail = trail * 10 + 1; @ tail_calls.bpf.c:26\n"
+                  "     0:\tr2 = map_value[idx:0x0]+0x0 ll  ; .bss trail+0\n"))
       << o.text;
-  EXPECT_TRUE(has(o, "     4:\tr2 = map[idx:0x0] ll  ; map jump\n")) << o.text;
-  EXPECT_TRUE(has(o, "     7:\tcall 0xc  ; bpf_tail_call\n")) << o.text;
+  EXPECT_TRUE(has(o, "     6:\tr2 = map[idx:0x0] ll  ; map jump\n")) << o.text;
+  EXPECT_TRUE(has(o, "     9:\tcall 0xc  ; bpf_tail_call\n")) << o.text;
   auto missing = ember("objdump " + std::string(EMBER_BPF_OBJ_DIR) + "/tail_calls.bpf.o --prog nosuch");
   EXPECT_EQ(missing.status, 2);
 }
