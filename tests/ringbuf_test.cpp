@@ -532,6 +532,96 @@ class PinnedCpu {
   bool ok_ = false;
 };
 
+// r9 = ctx, r6 = the perf event array (`map_ld`); outputs samples of 5, 8
+// and 13 bytes to this CPU, tries an explicit other CPU (1), an index past
+// the end (7) and an unknown flag, then outputs the four results.
+std::vector<RawInsn> perf_diff_program(const std::vector<RawInsn>& map_ld) {
+  using namespace testing;
+  auto output = [](int64_t flags, int16_t off, int32_t size) {
+    std::vector<RawInsn> v = {mov64_reg(1, 9), mov64_reg(2, 6)};
+    append(v, ld_map(3, static_cast<uint64_t>(flags), 0));
+    append(v,
+           {mov64_reg(4, 10), raw(0x07, 4, 0, 0, off), mov64_imm(5, size), raw(0x85, 0, 0, 0, kPerfOutput)});
+    return v;
+  };
+  std::vector<RawInsn> p = {mov64_reg(9, 1)};
+  append(p, map_ld);
+  append(p, ld_map(2, 0x0807060504030201ull, 0));
+  p.push_back(raw(0x7b, 10, 2, -16));
+  append(p, ld_map(2, 0x100f0e0d0c0b0a09ull, 0));
+  p.push_back(raw(0x7b, 10, 2, -8));
+  for (int32_t size : {5, 8, 13}) append(p, output(kBpfFCurrentCpu, -16, size));
+  const int64_t probes[] = {1, 7, int64_t{1} << 32, kBpfFCurrentCpu};
+  for (int i = 0; i < 4; ++i) {
+    append(p, output(probes[i], -16, i == 3 ? 0 : 4));
+    p.push_back(raw(0x7b, 10, 0, static_cast<int16_t>(-48 + 8 * i)));
+  }
+  append(p, output(kBpfFCurrentCpu, -48, 32));
+  append(p, {mov64_imm(0, 0), exit_insn()});
+  return p;
+}
+
+struct PerfSample {
+  uint32_t cpu;
+  Bytes data;
+  bool operator==(const PerfSample&) const = default;
+};
+
+void collect_perf(void* ctx, int cpu, void* data, uint32_t size) {
+  auto* out = static_cast<std::vector<PerfSample>*>(ctx);
+  auto* d = static_cast<uint8_t*>(data);
+  out->push_back({static_cast<uint32_t>(cpu), Bytes(d, d + size)});
+}
+
+TEST(PerfEventKernelDiff, SameProgramSameSamplesAndErrors) {
+  std::string why;
+  if (geteuid() != 0 || !testing::kernel_bpf_available(&why))
+    GTEST_SKIP() << "kernel bpf() unavailable (needs root): " << why;
+  if (possible_cpus() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  const uint32_t ncpus = possible_cpus();
+  testing::Fd kmap(bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pdiff", 4, 4, ncpus, nullptr));
+  ASSERT_GE(kmap.get(), 0) << std::strerror(errno);
+  std::vector<PerfSample> ksamples, esamples;
+  perf_buffer* pb = perf_buffer__new(kmap.get(), 4, collect_perf, nullptr, &ksamples, nullptr);
+  if (!pb) GTEST_SKIP() << "perf_buffer__new: " << std::strerror(errno);
+  auto kprog = testing::kernel_load(BPF_PROG_TYPE_RAW_TRACEPOINT,
+                                    perf_diff_program(ld_map(6, static_cast<uint32_t>(kmap.get()), 1)));
+  ASSERT_TRUE(kprog.ok()) << kprog.error().message;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = 0);
+  ASSERT_EQ(bpf_prog_test_run_opts(kprog->get(), &o), 0) << std::strerror(errno);
+  EXPECT_GE(perf_buffer__consume(pb), 0);
+  perf_buffer__free(pb);
+
+  auto m = make_map(MapType::PerfEventArray, ncpus, 4, 4);
+  auto c = PerfBufferConsumer::create(m, [&](uint32_t cpu, const void* d, uint32_t n) {
+    esamples.push_back({cpu, Bytes(static_cast<const uint8_t*>(d), static_cast<const uint8_t*>(d) + n)});
+  });
+  ASSERT_TRUE(c.ok());
+  {
+    PinnedCpu pin(0);
+    ASSERT_TRUE(pin.ok());
+    auto r = run_checked(perf_diff_program(ld_map(6, u(m), 0)), m.get());
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+  (*c)->consume();
+  ASSERT_EQ(ksamples.size(), 5u);  // 5, 8, 13 bytes, the 0-byte probe, the results
+  // The kernel does not write the padding after a sample; compare what it wrote.
+  const size_t sizes[] = {5, 8, 13, 0, 32};
+  for (size_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(ksamples[i].cpu, esamples.at(i).cpu);
+    ASSERT_EQ(ksamples[i].data.size(), esamples[i].data.size());
+    ksamples[i].data.resize(sizes[i]);
+    esamples[i].data.resize(sizes[i]);
+  }
+  EXPECT_EQ(ksamples, esamples);
+  int64_t results[4];
+  std::memcpy(results, esamples[4].data.data(), sizeof results);
+  EXPECT_EQ(results[0], -EOPNOTSUPP);
+  EXPECT_EQ(results[1], -E2BIG);
+  EXPECT_EQ(results[2], -EINVAL);
+  EXPECT_EQ(results[3], 0);
+}
+
 TEST(PerfEventArray, SlotsAndErrnoResults) {
   auto m = make_map(MapType::PerfEventArray, 0, 4, 4, 2);
   ASSERT_NE(m, nullptr);
