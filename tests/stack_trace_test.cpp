@@ -118,11 +118,15 @@ std::vector<uint64_t> frames_of(const Map& map, int64_t id) {
   return ips;
 }
 
-// The path function whose code holds `ip` (they are a few dozen bytes long).
+// The path function whose code holds `ip`: the one starting closest below
+// it, if that is near (they are a few dozen bytes long).
 Path function_at(uintptr_t ip) {
-  for (Path p : kPaths)
-    if (ip - reinterpret_cast<uintptr_t>(p) < 128) return p;
-  return nullptr;
+  Path best = nullptr;
+  for (Path p : kPaths) {
+    auto start = reinterpret_cast<uintptr_t>(p);
+    if (start <= ip && ip - start < 256 && (!best || start > reinterpret_cast<uintptr_t>(best))) best = p;
+  }
+  return best;
 }
 
 TEST(StackTraceTest, CreateChecksFollowStackMapAlloc) {
@@ -265,7 +269,8 @@ TEST(StackTraceTest, BuildIdMapsStoreBuildIdsAndFileOffsets) {
 }
 
 TEST(StackTraceTest, HostSideLookupDeleteIterate) {
-  auto map = make_stack_map(64, 4);
+  // Deep enough to reach the path functions past the interpreter's frames.
+  auto map = make_stack_map(64, 32);
   auto r = run_steps(*map, {{path_a, kUser}, {path_c, kUser}});
   int64_t a = r[0].id, c = r[1].id;
   ASSERT_GE(a, 0);
@@ -276,7 +281,7 @@ TEST(StackTraceTest, HostSideLookupDeleteIterate) {
   for (int r = map->next_key(nullptr, &n); r == 0; r = map->next_key(&k, &n)) ids.push_back(k = n);
   EXPECT_EQ(ids, (std::vector<uint32_t>{static_cast<uint32_t>(std::min(a, c)),
                                         static_cast<uint32_t>(std::max(a, c))}));
-  uint64_t v[4];
+  uint64_t v[32];
   uint64_t big = 64;
   EXPECT_EQ(map->lookup(&big, v), -ENOENT);
   EXPECT_EQ(map->erase(&big), -E2BIG);
