@@ -207,6 +207,7 @@ TEST(Cli, MapCommandsReachAnotherProcessesMaps) {
   RunDir dir;
   ember::RuntimeOptions ro;
   ro.publish = true;
+  ro.trace_pipe_bytes = 0;  // so that "counts" is map 1
   ember::Runtime rt(ro);
   ember::MapSpec spec{"counts", ember::MapType::Hash, 4, 8, 16, 0};
   auto m = rt.create_map(spec);
@@ -305,6 +306,32 @@ TEST(Cli, ObjdumpInterleavesSourceLines) {
   EXPECT_TRUE(has(o, "     9:\tcall 0xc  ; bpf_tail_call\n")) << o.text;
   auto missing = ember("objdump " + std::string(EMBER_BPF_OBJ_DIR) + "/tail_calls.bpf.o --prog nosuch");
   EXPECT_EQ(missing.status, 2);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Cli, TracelogStreamsAnotherProcessesPrintk) {
+  RunDir dir;
+  ember::RuntimeOptions ro;
+  ro.publish = true;
+  ember::Runtime rt(ro);
+  auto obj = ember::Object::open_file(rt, std::string(EMBER_BPF_OBJ_DIR) + "/printk.bpf.o");
+  ASSERT_TRUE(obj.ok());
+  ASSERT_TRUE((*obj)->load().ok());
+  uint64_t n = 7;
+  ember::RunInput in;
+  in.ctx = &n;
+  in.ctx_size = 8;
+  ASSERT_TRUE((*obj)->prog("say")->run(in).ok());
+  auto o = ember("tracelog --once");
+  EXPECT_EQ(o.status, 0) << o.text;
+  EXPECT_TRUE(has(o, ": bpf_trace_printk: hello 7\n")) << o.text;
+  std::string ctx = temp_file("printk_ctx", std::string("\x05\0\0\0\0\0\0\0", 8));
+  auto run = ember("run " + std::string(EMBER_BPF_OBJ_DIR) + "/printk.bpf.o --ctx-in " + ctx);
+  EXPECT_TRUE(has(run, ": bpf_trace_printk: hello 5\n")) << run.text;
+  EXPECT_TRUE(has(run, ": bpf_trace_printk: five: 1 2 ab -4 str\n")) << run.text;
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ class HelperEnv {
   virtual void grant_static(MemoryGuard& guard) const = 0;
   // The program a prog-array slot holds (bpf_tail_call), or null.
   virtual const Interpreter* program_by_id(uint32_t id) const = 0;
+  // Where bpf_trace_printk and bpf_trace_vprintk lines go (a ring buffer
+  // `ember tracelog` streams, like tracefs's trace_pipe); null: trace_out.
+  virtual Map* trace_pipe() const { return nullptr; }
 };
 
 // Argument and return kinds, named after the kernel's bpf_arg_type and
@@ -51,9 +54,9 @@ enum class ArgType : uint8_t {
   PtrToUninitMapValue,  // the helper writes a whole value there (map_pop/peek)
   PtrToConstStr,
   PtrToFunc,
-  PtrToStackOrNull,  // callback context
-  PtrToSpinLock,     // a struct bpf_spin_lock inside a map value
-  PtrToAllocMem,     // memory a helper handed out (ARG_PTR_TO_ALLOC_MEM: bpf_ringbuf_reserve's)
+  PtrToStackOrNull,      // callback context
+  PtrToSpinLock,         // a struct bpf_spin_lock inside a map value
+  PtrToAllocMem,         // memory a helper handed out (ARG_PTR_TO_ALLOC_MEM: bpf_ringbuf_reserve's)
   ConstAllocSizeOrZero,  // the size of memory the helper allocates (ARG_CONST_ALLOC_SIZE_OR_ZERO)
 };
 
@@ -139,6 +142,10 @@ class HelperTable {
 
 // The kernel's helpers that this runtime implements (ids from linux/bpf.h).
 std::span<const HelperDef> linux_helpers();
+
+// Emits one bpf_trace_printk line: to the environment's trace pipe with the
+// kernel's trace_pipe prefix, or as it is to `trace_out`.
+void emit_trace_line(HelperCall& call, const std::string& text);
 // Map helpers, bpf_tail_call, bpf_for_each_map_elem, bpf_loop and
 // bpf_current_task_under_cgroup (src/helpers/map_helpers.cpp).
 std::span<const HelperDef> map_helpers();

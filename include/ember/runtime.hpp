@@ -39,6 +39,9 @@ struct RuntimeOptions {
   // Publish maps and programs for other processes (`ember map show`,
   // `ember map dump`...) in the run directory (src/runtime/registry.hpp).
   bool publish = false;
+  // Size of the trace pipe (bpf_trace_printk's ring buffer); 0: none, lines
+  // go to RunOptions::trace_out.
+  uint32_t trace_pipe_bytes = 1u << 18;
 };
 
 class Runtime final : public MapResolver {
@@ -63,6 +66,8 @@ class Runtime final : public MapResolver {
   std::vector<const Prog*> progs() const;
 
   const HelperTable& helpers() const { return helpers_; }
+  // bpf_trace_printk's ring buffer, named "trace_pipe"; null if disabled.
+  const MapPtr& trace_pipe() const { return trace_pipe_; }
 
  private:
   friend class Object;
@@ -77,6 +82,7 @@ class Runtime final : public MapResolver {
   std::map<const void*, uint32_t> map_ids_;
   std::map<uint32_t, const Prog*> progs_;
   uint32_t next_map_id_ = 1, next_prog_id_ = 1;
+  MapPtr trace_pipe_;
 };
 
 // A loaded program: its code as linked (maps named by index, for the
@@ -101,6 +107,7 @@ class Prog final : public HelperEnv {
   Map* map_at(uint64_t ptr) const override;
   void grant_static(MemoryGuard& guard) const override;
   const Interpreter* program_by_id(uint32_t id) const override;
+  Map* trace_pipe() const override { return rt_->trace_pipe().get(); }
 
  private:
   friend class Object;

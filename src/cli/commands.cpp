@@ -444,6 +444,12 @@ const std::vector<Command>& commands() {
        cmd_map},
       {"prog", "list the programs of running Ember processes (bpftool prog show)",
        "usage: ember prog show [-j]\n", cmd_prog},
+      {"tracelog", "stream bpf_trace_printk output of running Ember processes (bpftool prog tracelog)",
+       "usage: ember tracelog [--once]\n"
+       "  Prints the lines programs write with bpf_trace_printk/bpf_printk in every\n"
+       "  running Ember process that publishes its objects, in tracefs trace_pipe's\n"
+       "  format, until Ctrl-C (--once: what is there now, then exit).\n",
+       cmd_tracelog},
       {"conformance-plugin", "run one program for the bpf_conformance test runner",
        "usage: ember conformance-plugin [MEMORY_HEX] < PROGRAM_HEX\n"
        "  Speaks the bpf_conformance plugin protocol: reads the program as one line of\n"

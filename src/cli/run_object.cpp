@@ -10,6 +10,7 @@
 
 #include "cli/io.hpp"
 #include "cli/map_format.hpp"
+#include "ember/ringbuf.hpp"
 #include "ember/runtime.hpp"
 
 namespace ember::cli {
@@ -81,6 +82,13 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
   }
   auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  // What the program printed, as trace_pipe shows it, on stderr.
+  if (rt.trace_pipe())
+    if (auto c = RingBufferConsumer::create(rt.trace_pipe(), [](const void* d, size_t n) {
+          std::fwrite(d, 1, n, stderr);
+          return 0;
+        }))
+      (*c)->consume();
   uint64_t mean = static_cast<uint64_t>(ns) / o.repeat;
 
   if (!o.data_out.empty())

@@ -88,7 +88,7 @@ uint64_t trace_printk(HelperCall& c, uint64_t fmt, uint64_t size, uint64_t a1, u
   const uint64_t args[3] = {a1, a2, a3};
   auto text = format_bprintf(c, reinterpret_cast<const char*>(fmt), size, args);
   if (!text) return static_cast<uint64_t>(-EINVAL);
-  std::fputs(text->c_str(), c.trace_out);
+  emit_trace_line(c, *text);
   return text->size();
 }
 

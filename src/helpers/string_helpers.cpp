@@ -50,7 +50,7 @@ uint64_t trace_vprintk(HelperCall& c, uint64_t fmt, uint64_t fmt_size, uint64_t 
   if (!c.check(fmt, fmt_size, false, "bpf_trace_vprintk format")) return err(EFAULT);
   auto text = format_bprintf(c, reinterpret_cast<const char*>(fmt), fmt_size, args);
   if (!text) return err(EINVAL);
-  std::fputs(text->c_str(), c.trace_out);
+  emit_trace_line(c, *text);
   return text->size();
 }
 

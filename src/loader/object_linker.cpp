@@ -251,11 +251,11 @@ namespace {
 Status read_btf(const ElfFile& elf, ObjectFile& obj) {
   const ElfSection* b = elf.section(".BTF");
   if (!b) return ok_status();
-  auto btf = Btf::parse(b->data, obj.name + ": .BTF");
+  auto btf = Btf::parse(b->data, obj.name);
   if (!btf) return btf.error();
   obj.btf = std::make_shared<Btf>(std::move(*btf));
   if (const ElfSection* e = elf.section(".BTF.ext")) {
-    auto ext = BtfExt::parse(e->data, *obj.btf, obj.name + ": .BTF.ext");
+    auto ext = BtfExt::parse(e->data, *obj.btf, obj.name);
     if (!ext) return ext.error();
     obj.btf_ext = std::make_shared<BtfExt>(std::move(*ext));
   }

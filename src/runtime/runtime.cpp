@@ -10,7 +10,13 @@
 
 namespace ember {
 
-Runtime::Runtime(RuntimeOptions opts) : opts_(opts), helpers_(default_helper_table()) {}
+Runtime::Runtime(RuntimeOptions opts) : opts_(opts), helpers_(default_helper_table()) {
+  if (opts_.trace_pipe_bytes) {
+    // Without a pipe, printk output falls back to trace_out: not fatal.
+    MapSpec spec{"trace_pipe", MapType::Ringbuf, 0, 0, opts_.trace_pipe_bytes, 0};
+    if (auto m = create_map(spec)) trace_pipe_ = *m;
+  }
+}
 
 Runtime::~Runtime() {
   if (opts_.publish) unpublish();
