@@ -6,6 +6,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <functional>
@@ -234,6 +236,33 @@ struct StringArgs {
   int64_t rc[5];
 };
 
+// probe_read.bpf.c reads this process's memory through pointers in its
+// context; the kernel, running the program for this process, does too.
+const uint8_t kProbeData[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+const char kProbeString[] = "ember";
+struct ProbeArgs {
+  uint64_t data_ptr, string_ptr, bad_ptr;
+  uint8_t data[16];
+  char str[12];
+  uint8_t bad[8];
+  int64_t rc[4];
+};
+Bytes probe_args() {
+  ProbeArgs a{};
+  a.data_ptr = reinterpret_cast<uint64_t>(kProbeData);
+  a.string_ptr = reinterpret_cast<uint64_t>(kProbeString);
+  a.bad_ptr = 16;  // never mapped
+  return bytes_of(a);
+}
+struct TaskArgs {
+  uint64_t pid_tgid, uid_gid;
+  char comm[16];
+  uint32_t cpu, node;
+  uint64_t t[4];
+  uint64_t jiffies;
+  uint32_t rand[2];
+};
+
 std::vector<Case> cases() {
   std::vector<Case> v;
   v.push_back({"hash_counter", "count_keys", bytes_of(HashArgs{{1, 2, 3, 4, 5, 6, 7, 8}, {}}), 2, true,
@@ -312,6 +341,33 @@ std::vector<Case> cases() {
   v.push_back({"lru", "remember", bytes_of(uint32_t{1000}), 2, true, [](const Outcome& o) {
                  EXPECT_EQ(o.r0, 0u);
                  EXPECT_EQ(o.maps.at("recent").size(), 64u);
+               }});
+  v.push_back({"lpm", "lookup_routes", Bytes(8), 1, true, [](const Outcome& o) {
+                 auto hops = as<std::array<uint32_t, 4>>(o.maps.at(".bss").begin()->second);
+                 EXPECT_EQ(hops, (std::array<uint32_t, 4>{3, 2, 1, 9}));
+                 EXPECT_EQ(o.maps.at("routes").size(), 4u);
+               }});
+  v.push_back({"probe_read", "reads", probe_args(), 1, true, [](const Outcome& o) {
+                 auto a = as<ProbeArgs>(o.ctx);
+                 EXPECT_EQ(a.rc[0], 0);
+                 EXPECT_EQ(std::memcmp(a.data, kProbeData, 16), 0);
+                 EXPECT_EQ(a.rc[1], 6) << "\"ember\" and its NUL";
+                 EXPECT_STREQ(a.str, "ember");
+                 EXPECT_EQ(a.rc[2], -EFAULT);
+                 EXPECT_LT(a.rc[3], 0) << "no kernel memory in user space";
+               }});
+  v.push_back({"task_info", "task_info", Bytes(sizeof(TaskArgs)), 1, false, [](const Outcome& o) {
+                 auto a = as<TaskArgs>(o.ctx);
+                 EXPECT_EQ(a.pid_tgid >> 32, static_cast<uint64_t>(getpid()));
+                 EXPECT_EQ(static_cast<uint32_t>(a.pid_tgid), static_cast<uint32_t>(gettid()));
+                 EXPECT_EQ(a.uid_gid, (static_cast<uint64_t>(getgid()) << 32) | getuid());
+                 char comm[16] = {};
+                 prctl(PR_GET_NAME, comm);
+                 EXPECT_STREQ(a.comm, comm);
+                 EXPECT_LE(a.t[0], a.t[3]) << "monotonic";
+                 EXPECT_GT(a.t[1], 0u);
+                 EXPECT_GT(a.jiffies, 0u);
+                 EXPECT_NE(a.rand[0], a.rand[1]);
                }});
   return v;
 }

@@ -128,3 +128,141 @@ TEST(RuntimeTest, PrintkLinesGoToTheTracePipe) {
 
 }  // namespace
 }  // namespace ember
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace ember {
+namespace {
+
+struct Loaded {
+  Runtime rt;
+  std::unique_ptr<Object> obj;
+  explicit Loaded(const char* name) {
+    auto o = Object::open_file(rt, obj_path(name));
+    EXPECT_TRUE(o.ok()) << o.error().message;
+    if (!o.ok()) return;
+    obj = std::move(*o);
+    auto st = obj->load();
+    EXPECT_TRUE(st.ok()) << st.error().message;
+  }
+  Result<uint64_t> run(const char* prog, void* ctx = nullptr, size_t size = 0, RunOptions opts = {}) {
+    RunInput in;
+    in.ctx = ctx;
+    in.ctx_size = size;
+    return obj->prog(prog)->run(in, opts);
+  }
+};
+
+TEST(CorpusEvents, RingbufRecordsReachTheHostConsumer) {
+  Loaded l("ringbuf");
+  uint64_t base = 100;
+  auto r = l.run("emit", &base, 8);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, 0u);
+  struct Event {
+    uint32_t seq, kind;
+    uint64_t value;
+  };
+  std::vector<Event> got;
+  auto c = RingBufferConsumer::create(l.rt.map_ptr(l.obj->map("events")->id()), [&](const void* d, size_t n) {
+    EXPECT_EQ(n, sizeof(Event));
+    got.push_back(*static_cast<const Event*>(d));
+    return 0;
+  });
+  ASSERT_TRUE(c.ok());
+  (*c)->consume();
+  ASSERT_EQ(got.size(), 3u) << "the discarded record is skipped";
+  EXPECT_EQ(got[0].value, 100u);
+  EXPECT_EQ(got[1].value, 102u);
+  EXPECT_EQ(got[2].seq, 9u);
+  EXPECT_EQ(got[2].value, 200u);
+  uint64_t avail = 0;
+  std::memcpy(&avail, l.obj->global_data(".bss")->data(), 8);
+  EXPECT_EQ(avail, 4u * (8 + 16)) << "four records of 8-byte header + 16 bytes were waiting";
+}
+
+TEST(CorpusEvents, PerfEventOutputReachesThePerfBuffer) {
+  Loaded l("perf_output");
+  std::vector<uint64_t> data;
+  auto c = PerfBufferConsumer::create(l.rt.map_ptr(l.obj->map("samples")->id()),
+                                      [&](uint32_t, const void* d, uint32_t n) {
+                                        ASSERT_GE(n, 16u);
+                                        const auto* v = static_cast<const uint64_t*>(d);
+                                        data.assign(v, v + 2);
+                                      });
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  uint64_t regs[21] = {};
+  auto r = l.run("sample", regs, sizeof regs);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, 0u);
+  EXPECT_EQ((*c)->consume(), 1);
+  EXPECT_EQ(data, (std::vector<uint64_t>{0xfeed, 42}));
+}
+
+TEST(CorpusEvents, StackIdsAreStableAndKernelStacksAbsent) {
+  Loaded l("stack_ids");
+  uint64_t regs[21] = {};
+  ASSERT_TRUE(l.run("where", regs, sizeof regs).ok());
+  int64_t ids[3];
+  std::memcpy(ids, l.obj->global_data(".bss")->data(), sizeof ids);
+  EXPECT_GE(ids[0], 0);
+  EXPECT_EQ(ids[0], ids[1]);
+  EXPECT_EQ(ids[2], -EFAULT);
+}
+
+TEST(CorpusEvents, AttachCookieAndFuncIp) {
+  Loaded l("attach_info");
+  RunOptions o;
+  o.attach_cookie = 0xC00C1E;
+  o.func_ip = 0x401000;
+  uint64_t regs[21] = {};
+  ASSERT_TRUE(l.run("probe", regs, sizeof regs, o).ok());
+  uint64_t v[2];
+  std::memcpy(&v[0], l.obj->global_data(".bss")->data(), 16);
+  EXPECT_EQ(v[0], 0xC00C1Eu);
+  EXPECT_EQ(v[1], 0x401000u);
+}
+
+std::atomic<int> g_signals{0};  // counted by the handler, the one way it can report
+
+TEST(CorpusEvents, SendSignalReachesThisProcess) {
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = [](int) { ++g_signals; };
+  sigaction(SIGUSR1, &sa, &old);
+  Loaded l("signal");
+  struct {
+    uint32_t sig, pad;
+    int64_t rc[3];
+  } a{SIGUSR1, 0, {}};
+  ASSERT_TRUE(l.run("signal_self", &a, sizeof a).ok());
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(a.rc[0], 0);
+  EXPECT_EQ(a.rc[1], 0);
+  EXPECT_EQ(a.rc[2], -EINVAL);
+  EXPECT_EQ(g_signals.load(), 2);
+}
+
+TEST(CorpusEvents, CurrentTaskUnderCgroup) {
+  int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) GTEST_SKIP() << "no cgroup2 hierarchy at /sys/fs/cgroup";
+  Loaded l("cgroup_array");
+  Map* m = l.obj->map("cgroups");
+  uint32_t k0 = 0, fd = static_cast<uint32_t>(root);
+  int rc = m->update(&k0, &fd, kBpfAny);
+  close(root);
+  if (rc == -EBADF) GTEST_SKIP() << "/sys/fs/cgroup is not a cgroup2 mount";
+  ASSERT_EQ(rc, 0);
+  int64_t under[3];
+  ASSERT_TRUE(l.run("under_cgroup", under, sizeof under).ok());
+  EXPECT_EQ(under[0], 1) << "every process is under the root cgroup";
+  EXPECT_EQ(under[1], -EAGAIN) << "empty slot";
+  EXPECT_EQ(under[2], -E2BIG) << "index past max_entries";
+}
+
+}  // namespace
+}  // namespace ember

@@ -33,10 +33,16 @@ uint64_t probe_read_user_str(HelperCall& c, uint64_t dst, uint64_t size, uint64_
   return static_cast<uint64_t>(read_user_str(reinterpret_cast<char*>(dst), src, size));
 }
 
-uint64_t probe_read_kernel(HelperCall& c, uint64_t dst, uint64_t size, uint64_t, uint64_t, uint64_t) {
+// x86-64's TASK_SIZE_MAX + a page: below it, addresses are user space.
+constexpr uint64_t kUserSpaceEnd = 0x00007ffffffff000ull + 4096;
+
+uint64_t probe_read_kernel(HelperCall& c, uint64_t dst, uint64_t size, uint64_t src, uint64_t, uint64_t) {
   if (!dst_ok(c, dst, size, "bpf_probe_read_kernel buffer")) return err(EFAULT);
   std::memset(reinterpret_cast<void*>(dst), 0, size);
-  return err(EFAULT);  // no kernel memory in user space
+  // No kernel memory in user space. For a user address the kernel refuses
+  // with -ERANGE (copy_from_kernel_nofault_allowed); anything else would
+  // fault there: -EFAULT.
+  return err(src < kUserSpaceEnd ? ERANGE : EFAULT);
 }
 
 uint64_t probe_write_user(HelperCall& c, uint64_t dst, uint64_t src, uint64_t size, uint64_t, uint64_t) {
