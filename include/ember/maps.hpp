@@ -152,6 +152,18 @@ class Map {
   // key null (or absent from the map, for hashes): the first key.
   virtual int next_key(const void* key, void* next) const;
   virtual int lookup_and_delete(const void* key, void* value);
+  // Batch operations (BPF_MAP_*_BATCH). `in_batch` null starts from the
+  // beginning; `out_batch` (key_size bytes) receives the cursor for the next
+  // call. Up to *count elements are copied into `keys` and `values` (host
+  // value size each); *count is set to how many. -ENOENT once the map is
+  // exhausted, as the kernel returns it (the elements copied still count).
+  int lookup_batch(const void* in_batch, void* out_batch, void* keys, void* values, uint32_t* count,
+                   bool and_delete = false);
+  // Update or delete *count elements in order; on an error *count says how
+  // many were done, and the error is returned.
+  int update_batch(const void* keys, const void* values, uint32_t* count, uint64_t flags);
+  int delete_batch(const void* keys, uint32_t* count);
+
   // Direct pointer to the values of an mmapable array (global data), else null.
   virtual uint8_t* mmap_data() { return nullptr; }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "maps/map_impl.hpp"
 
@@ -74,11 +75,10 @@ Status check_flags(const MapSpec& spec, uint32_t allowed) {
 
 const MapImpl* find_impl(MapType type) {
   static const MapImpl* const kAll[] = {
-      &kArrayImpl,       &kPercpuArrayImpl,   &kHashImpl,    &kPercpuHashImpl,
-      &kLruHashImpl,     &kLruPercpuHashImpl, &kQueueImpl,   &kStackImpl,
-      &kBloomFilterImpl, &kProgArrayImpl,     &kLpmTrieImpl, &kArrayOfMapsImpl,
-      &kStackTraceImpl,
-      &kHashOfMapsImpl,  &kCgroupArrayImpl,   &kRingbufImpl, &kPerfEventArrayImpl};
+      &kArrayImpl,         &kPercpuArrayImpl,   &kHashImpl,       &kPercpuHashImpl,  &kLruHashImpl,
+      &kLruPercpuHashImpl, &kQueueImpl,         &kStackImpl,      &kBloomFilterImpl, &kProgArrayImpl,
+      &kLpmTrieImpl,       &kArrayOfMapsImpl,   &kStackTraceImpl, &kHashOfMapsImpl,  &kCgroupArrayImpl,
+      &kRingbufImpl,       &kPerfEventArrayImpl};
   for (const MapImpl* m : kAll)
     if (m->type == type) return m;
   return nullptr;
@@ -223,6 +223,66 @@ bool Map::percpu() const {
 
 uint32_t Map::host_value_size() const {
   return percpu() ? maps::value_stride(spec_) * ncpus_ : spec_.value_size;
+}
+
+// Batches walk get_next_key order; the cursor is the last key handed out
+// (opaque to callers, like the kernel's bucket numbers).
+int Map::lookup_batch(const void* in_batch, void* out_batch, void* keys, void* values, uint32_t* count,
+                      bool and_delete) {
+  const uint32_t ks = spec_.key_size, vs = host_value_size();
+  if (ks == 0 || *count == 0) return -EINVAL;
+  std::vector<uint8_t> cur(ks), next(ks);
+  bool have_cur = in_batch != nullptr;
+  if (have_cur) std::memcpy(cur.data(), in_batch, ks);
+  uint32_t n = 0;
+  int rc = 0;
+  while (n < *count) {
+    rc = next_key(have_cur ? cur.data() : nullptr, next.data());
+    if (rc) break;
+    uint8_t* k = static_cast<uint8_t*>(keys) + static_cast<size_t>(n) * ks;
+    uint8_t* v = static_cast<uint8_t*>(values) + static_cast<size_t>(n) * vs;
+    int lr = and_delete ? lookup_and_delete(next.data(), v) : lookup(next.data(), v);
+    if (and_delete && lr == -kEnotsupp) {  // types without lookup_and_delete: two steps
+      lr = lookup(next.data(), v);
+      if (lr == 0) lr = erase(next.data());
+    }
+    cur = next;
+    have_cur = true;
+    if (lr == -ENOENT) continue;  // deleted meanwhile
+    if (lr) {
+      rc = lr;
+      break;
+    }
+    std::memcpy(k, next.data(), ks);
+    ++n;
+  }
+  *count = n;
+  if (have_cur && out_batch) std::memcpy(out_batch, cur.data(), ks);
+  return rc;
+}
+
+int Map::update_batch(const void* keys, const void* values, uint32_t* count, uint64_t flags) {
+  const uint32_t ks = spec_.key_size, vs = host_value_size();
+  for (uint32_t i = 0; i < *count; ++i) {
+    int rc = update(static_cast<const uint8_t*>(keys) + static_cast<size_t>(i) * ks,
+                    static_cast<const uint8_t*>(values) + static_cast<size_t>(i) * vs, flags);
+    if (rc) {
+      *count = i;
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int Map::delete_batch(const void* keys, uint32_t* count) {
+  for (uint32_t i = 0; i < *count; ++i) {
+    int rc = erase(static_cast<const uint8_t*>(keys) + static_cast<size_t>(i) * spec_.key_size);
+    if (rc) {
+      *count = i;
+      return rc;
+    }
+  }
+  return 0;
 }
 
 // Defaults: what the kernel answers for an operation a type lacks.
