@@ -329,7 +329,7 @@ TEST(RingbufConsumer, ManyProducersEachRecordOnce) {
   for (uint32_t t = 0; t < kThreads; ++t)
     producers.emplace_back([&, t] {
       for (uint32_t i = 0; i < kPer; ++i) {
-        const uint32_t rec[2] = {t, i};
+        const uint32_t rec[4] = {t, i, 0, 0};  // up to 12 bytes go out
         const size_t n = 8 + i % 5;
         if (i % 2) {
           while (s64(call(kOutput, u(m), u(rec), n, 0)) == -EAGAIN) sched_yield();

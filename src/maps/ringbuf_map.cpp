@@ -121,7 +121,7 @@ long RingbufMap::output(const void* data, uint64_t size, uint64_t flags) {
   if (flags & ~(kNoWakeup | kForceWakeup)) return -EINVAL;
   void* rec = reserve(size);
   if (!rec) return -EAGAIN;
-  std::memcpy(rec, data, size);
+  if (size) std::memcpy(rec, data, size);  // a zero-length record may come with a null pointer
   commit(rec, flags, false);
   return 0;
 }
