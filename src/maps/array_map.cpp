@@ -42,13 +42,7 @@ class ArrayMap final : public Map {
 
   int erase(const void*) override { return -EINVAL; }  // array elements always exist
 
-  int next_key(const void* key, void* next) const override {
-    uint32_t i = key ? index(key) : UINT32_MAX;
-    uint32_t n = i >= spec_.max_entries ? 0 : i + 1;
-    if (n >= spec_.max_entries) return -ENOENT;
-    std::memcpy(next, &n, 4);
-    return 0;
-  }
+  int next_key(const void* key, void* next) const override { return array_next_key(spec_, key, next); }
 
   uint8_t* mmap_data() override { return (spec_.map_flags & map_flag::kMmapable) ? data_ : nullptr; }
 

@@ -53,13 +53,7 @@ class FdArrayMap final : public Map {
     return slot(i).exchange(0, std::memory_order_acq_rel) ? 0 : -ENOENT;
   }
 
-  int next_key(const void* key, void* next) const override {
-    uint32_t i = key ? index(key) : UINT32_MAX;
-    uint32_t n = i >= spec_.max_entries ? 0 : i + 1;
-    if (n >= spec_.max_entries) return -ENOENT;
-    std::memcpy(next, &n, 4);
-    return 0;
-  }
+  int next_key(const void* key, void* next) const override { return array_next_key(spec_, key, next); }
 
   // Programs look up inner maps only; the other kinds are reached through
   // their own helpers (slot()).

@@ -2,6 +2,9 @@
 // each defined next to its implementation.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
+
 #include "ember/maps.hpp"
 #include "maps/segment.hpp"
 
@@ -37,6 +40,17 @@ bool inner_map_compatible(const MapSpec& outer, const MapSpec& inner);
 uint64_t fd_array_slot(const Map& m, uint32_t index);
 
 Status check_flags(const MapSpec& spec, uint32_t allowed);
+// array_map_get_next_key: after `key` comes key + 1; a null or out of range
+// key restarts at 0; the last index has no next (-ENOENT).
+inline int array_next_key(const MapSpec& s, const void* key, void* next) {
+  uint32_t i = UINT32_MAX;
+  if (key) std::memcpy(&i, key, 4);
+  uint32_t n = i >= s.max_entries ? 0 : i + 1;
+  if (n >= s.max_entries) return -ENOENT;
+  std::memcpy(next, &n, 4);
+  return 0;
+}
+
 inline uint32_t value_stride(const MapSpec& s) {
   return static_cast<uint32_t>(shm::round_up(s.value_size, 8));
 }
