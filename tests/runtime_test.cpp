@@ -266,3 +266,35 @@ TEST(CorpusEvents, CurrentTaskUnderCgroup) {
 
 }  // namespace
 }  // namespace ember
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+namespace ember {
+namespace {
+
+TEST(RuntimeTest, PinnedMapsAreReusedAndFailedLoadsUnpin) {
+  char tmpl[] = "/tmp/ember-pins-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  setenv("EMBER_RUN_DIR", dir.c_str(), 1);
+  for (uint64_t want : {1u, 2u}) {
+    Loaded l("pinned");
+    auto r = l.run("count_run");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(*r, want) << "the second load reuses the pinned map";
+  }
+  struct stat st {};
+  EXPECT_EQ(stat((dir + "/pins/pinned_runs").c_str(), &st), 0);
+  Runtime rt;
+  auto obj = Object::open_file(rt, obj_path("pinned_unloadable"));
+  ASSERT_TRUE(obj.ok());
+  auto load = (*obj)->load();
+  ASSERT_FALSE(load.ok());
+  EXPECT_NE(load.error().message.find("EMBER_NO_SUCH_KCONFIG"), std::string::npos) << load.error().message;
+  EXPECT_NE(stat((dir + "/pins/orphan_candidate").c_str(), &st), 0) << "the failed load left its pin behind";
+  unsetenv("EMBER_RUN_DIR");
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace ember

@@ -175,7 +175,8 @@ class Object {
 
   Runtime& rt_;
   std::vector<uint8_t> bytes_;
-  std::vector<std::string> externs_;  // the .kconfig map's variables, 8 bytes each
+  std::vector<std::string> externs_;   // the .kconfig map's variables, 8 bytes each
+  std::vector<std::string> new_pins_;  // pinned by the load in progress
   ObjectFile linked_;
   std::vector<MapDef> defs_;
   std::vector<MapPtr> maps_;  // one per def, after load

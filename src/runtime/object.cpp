@@ -2,6 +2,8 @@
 // legacy maps, global data sections, kconfig externs), and load it: create
 // the maps, resolve references, prepare each program. libbpf's
 // bpf_object__open / bpf_object__load, in user space.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -147,7 +149,9 @@ Status Object::create_maps() {
     if (!pin.empty())
       if (auto st = ensure_pin_dir(); !st)
         return fail(linked_.name, ": map '", d.name, "': ", st.error().message);
+    bool pinned_before = !pin.empty() && access(pin.c_str(), F_OK) == 0;
     auto m = rt_.create_map(MapSpec::from_def(d), pin);
+    if (m && !pin.empty() && !pinned_before) new_pins_.push_back(pin);
     if (!m) return fail(linked_.name, ": ", m.error().message);
     maps_.push_back(*m);
     if (!d.initial_value.empty())
@@ -255,7 +259,13 @@ Status Object::load() {
     return fill_init_slots();
   };
   Status st = attempt();
-  if (!st) unload();  // nothing half-loaded stays in the runtime
+  if (!st) {
+    unload();  // nothing half-loaded stays in the runtime
+    // Nor in the pin directory: maps this load pinned go again, as libbpf
+    // unpins them when bpf_object__load fails.
+    for (const std::string& p : new_pins_) unlink(p.c_str());
+  }
+  new_pins_.clear();
   return st;
 }
 
