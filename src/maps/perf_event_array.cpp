@@ -28,6 +28,7 @@ std::atomic_ref<T> at(T& v) {
 // Copies into the ring at `pos`, wrapping past its end as perf's
 // __output_copy does.
 void put(uint8_t* ring, uint64_t pos, const void* src, size_t n) {
+  if (n == 0) return;  // an empty sample may come with a null pointer
   size_t off = pos & (kPerfRingBytes - 1);
   size_t first = std::min(n, kPerfRingBytes - off);
   std::memcpy(ring + off, src, first);
