@@ -125,6 +125,11 @@ class HashMap final : public Map {
         lru_(is_lru(spec.type)),
         of_maps_(spec.type == MapType::HashOfMaps) {
     if (fresh) init(ncpus);
+    // Immutable once the map exists: kept here so that lookups do not reload
+    // them from the shared header.
+    mask_ = meta_->n_buckets - 1;
+    elem_size_ = meta_->elem_size;
+    seed_ = meta_->seed;
   }
 
   // ---- host side ----
@@ -172,17 +177,17 @@ class HashMap final : public Map {
 
  private:
   Elem* elem(uint32_t i) const {
-    return reinterpret_cast<Elem*>(elems_ + static_cast<size_t>(i) * meta_->elem_size);
+    return reinterpret_cast<Elem*>(elems_ + static_cast<size_t>(i) * elem_size_);
   }
   uint32_t index_of(const Elem* e) const {
-    return static_cast<uint32_t>((reinterpret_cast<const uint8_t*>(e) - elems_) / meta_->elem_size);
+    return static_cast<uint32_t>((reinterpret_cast<const uint8_t*>(e) - elems_) / elem_size_);
   }
   uint8_t* key_of(Elem* e) const { return reinterpret_cast<uint8_t*>(e) + kElemHeader; }
   uint8_t* value_of(Elem* e) const { return key_of(e) + key_space_; }
   uint32_t hash(const void* key) const {
-    return hash_key(static_cast<const uint8_t*>(key), spec_.key_size, meta_->seed);
+    return hash_key(static_cast<const uint8_t*>(key), spec_.key_size, seed_);
   }
-  Bucket& bucket_for(uint32_t h) const { return buckets_[h & (meta_->n_buckets - 1)]; }
+  Bucket& bucket_for(uint32_t h) const { return buckets_[h & mask_]; }
   uint32_t& write_lock(Bucket& b) const { return lru_ ? meta_->write_lock : b.lock; }
 
   void init(uint32_t ncpus) {
@@ -191,6 +196,7 @@ class HashMap final : public Map {
     meta_->elem_size = static_cast<uint32_t>(elem_size(spec_, ncpus));
     meta_->seed =
         (spec_.map_flags & map_flag::kZeroSeed) ? 0 : 0x5DEECE66Dull ^ reinterpret_cast<uintptr_t>(this);
+    elem_size_ = meta_->elem_size;  // elem() below needs it
     for (uint32_t b = 0; b < meta_->n_buckets; ++b) buckets_[b].head = kNulls | b;
     for (uint32_t i = 0; i < meta_->n_elems; ++i) elem(i)->free_next = i + 2 <= meta_->n_elems ? i + 2 : 0;
     meta_->free_head = meta_->n_elems ? 1 : 0;
@@ -206,15 +212,32 @@ class HashMap final : public Map {
     return std::atomic_ref<uint8_t>(e->ref).exchange(0, std::memory_order_relaxed);
   }
 
+  // Keys of 4 and 8 bytes (most maps) compare as integers, not by memcmp.
+  bool same_key(const Elem* e, const void* key) const {
+    const uint8_t* k = key_of(const_cast<Elem*>(e));
+    switch (spec_.key_size) {
+      case 4: {
+        uint32_t a, b;
+        std::memcpy(&a, k, 4), std::memcpy(&b, key, 4);
+        return a == b;
+      }
+      case 8: {
+        uint64_t a, b;
+        std::memcpy(&a, k, 8), std::memcpy(&b, key, 8);
+        return a == b;
+      }
+      default: return std::memcmp(k, key, spec_.key_size) == 0;
+    }
+  }
+
   Elem* find(const void* key) const {
     uint32_t h = hash(key);
-    uint32_t b = h & (meta_->n_buckets - 1);
+    uint32_t b = h & mask_;
     for (;;) {
       uint32_t v = load_acq(buckets_[b].head);
       for (; !(v & kNulls); v = load_acq(elem(v)->next)) {
         Elem* e = elem(v);
-        if (std::atomic_ref<uint32_t>(e->hash).load(std::memory_order_relaxed) == h &&
-            std::memcmp(key_of(e), key, spec_.key_size) == 0)
+        if (std::atomic_ref<uint32_t>(e->hash).load(std::memory_order_relaxed) == h && same_key(e, key))
           return e;
       }
       if ((v & ~kNulls) == b) return nullptr;
@@ -226,7 +249,7 @@ class HashMap final : public Map {
     *prev = nullptr;
     for (uint32_t v = bk.head; !(v & kNulls); v = elem(v)->next) {
       Elem* e = elem(v);
-      if (e->hash == h && std::memcmp(key_of(e), key, spec_.key_size) == 0) return e;
+      if (e->hash == h && same_key(e, key)) return e;
       *prev = e;
     }
     return nullptr;
@@ -266,6 +289,8 @@ class HashMap final : public Map {
   uint8_t* elems_;
   uint32_t key_space_, stride_, cpus_;
   bool lru_, of_maps_;
+  uint32_t mask_ = 0, elem_size_ = 0;
+  uint64_t seed_ = 0;
 };
 
 Elem* HashMap::pool_pop() {
@@ -428,7 +453,7 @@ int HashMap::next_key(const void* key, void* next) const {
         std::memcpy(next, key_of(elem(v)), spec_.key_size);
         return 0;
       }
-      b = (hash(key) & (meta_->n_buckets - 1)) + 1;
+      b = (hash(key) & mask_) + 1;
     }
   }
   for (; b < meta_->n_buckets; ++b) {
