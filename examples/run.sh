@@ -19,3 +19,15 @@ echo "== ember run $out/ipv4_checksum.bin --mem <corrupted frame> (non-zero: cor
 "$ember" run "$out/ipv4_checksum.bin" --mem "$corrupt"
 echo "== ember disasm $out/ipv4_checksum.bin"
 "$ember" disasm "$out/ipv4_checksum.bin"
+
+# An object built from restricted C, as users write them for libbpf.
+clang=$(command -v clang || command -v clang-14)
+arch=$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+echo "== clang -O2 -g -target bpf -c examples/proto_count.bpf.c -o $out/proto_count.bpf.o"
+"$clang" -O2 -g -target bpf -I"/usr/include/$arch" -c "$here/proto_count.bpf.c" -o "$out/proto_count.bpf.o"
+# The frame's hex as bytes (printf's \x escapes: nothing beyond coreutils).
+printf "$(printf '%s' "$frame" | tr -d ' ' | sed 's/../\\x&/g')" > "$out/frame.bin"
+echo "== ember run $out/proto_count.bpf.o --ctx-in frame.bin --repeat 3 --dump-maps"
+"$ember" run "$out/proto_count.bpf.o" --ctx-in "$out/frame.bin" --repeat 3 --dump-maps
+echo "== ember objdump $out/proto_count.bpf.o --no-bytes"
+"$ember" objdump "$out/proto_count.bpf.o" --no-bytes
