@@ -7,6 +7,7 @@
 
 #include "ember/elf.hpp"
 #include "ember/isa.hpp"
+#include "ember/map_defs.hpp"
 #include "ember/object.hpp"
 
 namespace {
@@ -50,7 +51,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto elf = ember::ElfFile::parse({data, size}, "fuzz.o");
   if (!elf) return 0;
   // The object loader links programs: whatever it accepts must be consistent.
-  if (auto obj = ember::load_object({data, size}, "fuzz.o")) {
+  // No vmlinux: CO-RE resolves against the object's own BTF (fast, and the
+  // same every run).
+  ember::LinkOptions link;
+  link.use_vmlinux = false;
+  if (auto obj = ember::load_object({data, size}, "fuzz.o", link)) {
+    // Map definitions: .maps through BTF, legacy maps.
+    if (auto defs = ember::parse_map_definitions(*elf, obj->btf.get())) {
+      for (const ember::MapDef& d : *defs)
+        if (d.name.empty() && d.section == ".maps") broken("a BTF-defined map without a name");
+    }
     for (const ember::ObjectProgram& p : obj->programs) {
       if (p.origin.size() != p.insns.size()) broken("origin and instructions differ in length");
       for (const ember::DataRef& d : p.data_refs)

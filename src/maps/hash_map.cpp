@@ -212,22 +212,9 @@ class HashMap final : public Map {
     return std::atomic_ref<uint8_t>(e->ref).exchange(0, std::memory_order_relaxed);
   }
 
-  // Keys of 4 and 8 bytes (most maps) compare as integers, not by memcmp.
+  // Word-wise: 4- and 8-byte keys (most maps) are one compare.
   bool same_key(const Elem* e, const void* key) const {
-    const uint8_t* k = key_of(const_cast<Elem*>(e));
-    switch (spec_.key_size) {
-      case 4: {
-        uint32_t a, b;
-        std::memcpy(&a, k, 4), std::memcpy(&b, key, 4);
-        return a == b;
-      }
-      case 8: {
-        uint64_t a, b;
-        std::memcpy(&a, k, 8), std::memcpy(&b, key, 8);
-        return a == b;
-      }
-      default: return std::memcmp(k, key, spec_.key_size) == 0;
-    }
+    return shm::key_words_equal(key_of(const_cast<Elem*>(e)), key, spec_.key_size);
   }
 
   Elem* find(const void* key) const {
@@ -408,7 +395,7 @@ int HashMap::upsert(const void* key, const void* value, uint64_t flags, bool all
   }
   std::atomic_ref<uint32_t>(e->hash).store(h, std::memory_order_relaxed);
   std::atomic_ref<uint8_t>(e->ref).store(0, std::memory_order_relaxed);
-  std::memcpy(key_of(e), key, spec_.key_size);
+  shm::store_key_words(key_of(e), key, spec_.key_size);
   fill_value(e, value, all_cpus, true);
   // Readers may still be walking `e` from its previous life: its link
   // changes atomically (they then end at the wrong bucket and restart).
@@ -450,7 +437,7 @@ int HashMap::next_key(const void* key, void* next) const {
     if (e) {
       uint32_t v = load_acq(e->next);
       if (!(v & kNulls)) {
-        std::memcpy(next, key_of(elem(v)), spec_.key_size);
+        shm::load_key_words(next, key_of(elem(v)), spec_.key_size);
         return 0;
       }
       b = (hash(key) & mask_) + 1;
@@ -459,7 +446,7 @@ int HashMap::next_key(const void* key, void* next) const {
   for (; b < meta_->n_buckets; ++b) {
     uint32_t v = load_acq(buckets_[b].head);
     if (!(v & kNulls)) {
-      std::memcpy(next, key_of(elem(v)), spec_.key_size);
+      shm::load_key_words(next, key_of(elem(v)), spec_.key_size);
       return 0;
     }
   }

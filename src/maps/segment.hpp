@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "ember/maps.hpp"
@@ -52,6 +53,43 @@ Result<Segment> attach(int fd);
 void release(Segment& s);
 
 inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// Keys that lock-free readers compare while a writer may be reusing their
+// element (the kernel's hlist_nulls readers see the same): stored and read as
+// relaxed 8-byte words, so a torn key is a failed compare, never undefined
+// behaviour. `slot` is 8-aligned and round_up(n, 8) bytes; padding is zero.
+inline void store_key_words(uint8_t* slot, const void* key, size_t n) {
+  const auto* src = static_cast<const uint8_t*>(key);
+  for (size_t off = 0; off < n; off += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, src + off, n - off < 8 ? n - off : 8);
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(slot + off)).store(w, std::memory_order_relaxed);
+  }
+}
+inline void load_key_words(void* out, const uint8_t* slot, size_t n) {
+  auto* dst = static_cast<uint8_t*>(out);
+  for (size_t off = 0; off < n; off += 8) {
+    auto* word = const_cast<uint64_t*>(reinterpret_cast<const uint64_t*>(slot + off));
+    uint64_t w = std::atomic_ref<uint64_t>(*word).load(std::memory_order_relaxed);
+    std::memcpy(dst + off, &w, n - off < 8 ? n - off : 8);
+  }
+}
+inline bool key_words_equal(const uint8_t* slot, const void* key, size_t n) {
+  const auto* src = static_cast<const uint8_t*>(key);
+  auto* first = const_cast<uint64_t*>(reinterpret_cast<const uint64_t*>(slot));
+  if (n == 4 || n == 8) {  // most maps: one compare with a constant-size copy
+    uint64_t w = 0;
+    n == 4 ? std::memcpy(&w, src, 4) : std::memcpy(&w, src, 8);
+    return std::atomic_ref<uint64_t>(*first).load(std::memory_order_relaxed) == w;
+  }
+  for (size_t off = 0; off < n; off += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, src + off, n - off < 8 ? n - off : 8);
+    auto* word = const_cast<uint64_t*>(reinterpret_cast<const uint64_t*>(slot + off));
+    if (std::atomic_ref<uint64_t>(*word).load(std::memory_order_relaxed) != w) return false;
+  }
+  return true;
+}
 
 // A test-and-test-and-set lock on a word of shared memory. Critical
 // sections are a few dozen instructions, so spinning beats sleeping; after a
