@@ -522,6 +522,8 @@ const ProgTypeRules& rules_for(ProgType type, AttachType attach) {
     }
     return t;
   }();
+  // Values past every bpf_prog_type: the conservative rules (their `type`
+  // reads Unspec, as no such type exists).
   static const ProgTypeRules unknown = build_rules(ProgType::Unspec, AttachType::None);
   size_t i = static_cast<uint32_t>(type);
   if (i >= kTypes) return unknown;
