@@ -425,6 +425,60 @@ Result<Fd> create_map(const MapSpec& m, int32_t lock_off) {
   return Fd(static_cast<int>(fd));
 }
 
+// The first instruction of every function: 0, the targets of bpf-to-bpf
+// calls and of BPF_PSEUDO_FUNC ld_imm64 (callbacks). Empty if a target lies
+// outside the program (the kernel refuses that anyway).
+std::vector<uint32_t> function_starts(const std::vector<RawInsn>& insns) {
+  std::vector<uint32_t> starts = {0};
+  for (size_t i = 0; i < insns.size(); ++i) {
+    const RawInsn& r = insns[i];
+    bool call = r.opcode == 0x85 && r.src() == BPF_PSEUDO_CALL;
+    bool func = r.opcode == 0x18 && r.src() == BPF_PSEUDO_FUNC;
+    if (!call && !func) continue;
+    int64_t t = static_cast<int64_t>(i) + 1 + r.imm;
+    if (t < 0 || t >= static_cast<int64_t>(insns.size())) return {};
+    starts.push_back(static_cast<uint32_t>(t));
+  }
+  std::sort(starts.begin(), starts.end());
+  starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+  return starts;
+}
+
+// Program BTF with one static function "int fN(void)" per start: the kernel
+// wants func_info for callbacks (BPF_PSEUDO_FUNC) and for tail calls from
+// subprograms, and static functions are verified in their callers' context
+// as without BTF.
+struct ProgBtf {
+  Fd fd;
+  std::vector<bpf_func_info> info;
+};
+
+Result<ProgBtf> prog_btf(const std::vector<uint32_t>& starts) {
+  BtfBuilder b;
+  uint32_t i32 = b.int_type("int", 4);
+  uint32_t proto = b.func_proto(i32, {});
+  ProgBtf out;
+  std::vector<std::string> names;
+  names.reserve(starts.size());
+  for (size_t i = 0; i < starts.size(); ++i) names.push_back("f" + std::to_string(i));
+  for (size_t i = 0; i < starts.size(); ++i) {
+    uint32_t id = b.raw(names[i], 12, 0, false, proto);  // BTF_KIND_FUNC, linkage static
+    out.info.push_back(bpf_func_info{starts[i], id});
+  }
+  std::vector<uint8_t> bytes = b.bytes();
+  std::string log(1 << 16, '\0');
+  bpf_attr a{};
+  a.btf = ptr(bytes.data());
+  a.btf_size = static_cast<uint32_t>(bytes.size());
+  a.btf_log_buf = ptr(log.data());
+  a.btf_log_size = static_cast<uint32_t>(log.size());
+  a.btf_log_level = 1;
+  long fd = sys_bpf(BPF_BTF_LOAD, a);
+  if (fd < 0) return fail("BPF_BTF_LOAD of the program's functions: ", errno_text(errno), ": ", log.c_str());
+  out.fd = Fd(static_cast<int>(fd));
+  return out;
+}
+
 std::vector<std::string> nonempty_lines(const std::string& log) {
   std::vector<std::string> lines;
   std::istringstream in(log);
@@ -469,6 +523,16 @@ Result<KernelVerdict> kernel_verify_fixture(const VerifierFixture& f) {
   a.license = ptr(f.license.c_str());
   a.expected_attach_type = f.attach == AttachType::None ? 0 : static_cast<uint32_t>(f.attach);
   if (f.sleepable) a.prog_flags |= BPF_F_SLEEPABLE;
+  ProgBtf btf;
+  if (auto starts = function_starts(insns); starts.size() > 1) {
+    auto b = prog_btf(starts);
+    if (!b) return b.error();
+    btf = std::move(*b);
+    a.prog_btf_fd = static_cast<uint32_t>(btf.fd.get());
+    a.func_info = ptr(btf.info.data());
+    a.func_info_rec_size = sizeof(bpf_func_info);
+    a.func_info_cnt = static_cast<uint32_t>(btf.info.size());
+  }
   // Without a log first: most loads succeed, and logging the path costs time.
   long fd = sys_bpf(BPF_PROG_LOAD, a);
   if (fd >= 0) {

@@ -68,7 +68,9 @@ struct KernelVerdict {
 // Creates the fixture's maps with bpf(BPF_MAP_CREATE) (with BTF describing
 // the spin lock where `lock=` says so), patches map[idx:N] into
 // BPF_PSEUDO_MAP_FD and map_value[idx:N] into BPF_PSEUDO_MAP_VALUE, and loads
-// the program with its type, attach type and license. An error means the
+// the program with its type, attach type and license (and, for programs
+// with subprograms, BTF func_info naming each function static, which the
+// kernel needs for callbacks). An error means the
 // kernel could not even be asked (a map it cannot create, EPERM...).
 Result<KernelVerdict> kernel_verify_fixture(const VerifierFixture& f);
 
