@@ -148,7 +148,9 @@ constexpr HelperDef kLinuxHelpers[] = {
     {5, "bpf_ktime_get_ns", {RetType::Integer, {N, N, N, N, N}}, ktime_get_ns},
     {6,
      "bpf_trace_printk",
-     {RetType::Integer, {ArgType::PtrToMem, ArgType::ConstSize, A, A, A}},
+     // The kernel declares only fmt and its size; r3-r5 are not checked
+     // (bpf_printk with fewer arguments leaves them unset).
+     {RetType::Integer, {ArgType::PtrToMem, ArgType::ConstSize, N, N, N}},
      trace_printk},
     {7, "bpf_get_prandom_u32", {RetType::Integer, {N, N, N, N, N}}, get_prandom_u32},
     {8, "bpf_get_smp_processor_id", {RetType::Integer, {N, N, N, N, N}}, get_smp_processor_id},

@@ -159,18 +159,10 @@ Val<U> shift_const(AluOp op, const Val<U>& a, unsigned k) {
   switch (op) {
     case AluOp::Lsh:
       r.t = trunc_t<U>(a.t.lshift(static_cast<uint8_t>(k)));
-      // Monotone when every value loses the same top k bits (the kernel
-      // requires them to be zero).
-      if ((a.umin >> (b - k)) == (a.umax >> (b - k))) {
-        r.umin = static_cast<U>(a.umin << k);
-        r.umax = static_cast<U>(a.umax << k);
-      }
-      // Signed: monotone when the top k+1 bits are common; this covers the
-      // kernel's special case of <<32 with non-negative 32-bit bounds.
-      if ((a.smin >> (b - 1 - k)) == (a.smax >> (b - 1 - k))) {
-        r.smin = static_cast<S>(static_cast<U>(static_cast<U>(a.smin) << k));
-        r.smax = static_cast<S>(static_cast<U>(static_cast<U>(a.smax) << k));
-      }
+      // Monotone when the mathematical products x * 2^k all lie in one
+      // window (the kernel requires that nothing is shifted out).
+      wrap_u(i128(a.umin) << k, i128(a.umax) << k, r);
+      wrap_s(i128(a.smin) * (i128(1) << k), i128(a.smax) * (i128(1) << k), r);
       return r;
     case AluOp::Rsh:
       r.t = a.t.rshift(static_cast<uint8_t>(k));
@@ -701,24 +693,29 @@ bool refine_ne_const(Val<U>& x, U c) {
   return true;
 }
 
-// x & c != 0 (set) or == 0 (!set) for a constant c: the kernel makes a
-// single tested bit known on the taken side, and the tested bits known zero
-// on the other; here the taken side also learns a bit when it is the only
-// one of c that x may still have.
+// a & b != 0 (set) or == 0 (!set). The kernel handles a constant operand:
+// a single tested bit becomes known 1 on the taken side, the tested bits
+// known 0 on the other. Generalised to tnums: on the !set side a bit known 1
+// in one operand is known 0 in the other; on the set side, when only one bit
+// may be common, it is known 1 in both.
 template <class U>
-bool refine_set_const(Val<U>& x, U c, bool set) {
+bool refine_set(Val<U>& a, Val<U>& b, bool set) {
   if (set) {
-    if (x.t.value & c) return true;
-    uint64_t possible = (x.t.value | x.t.mask) & c;
+    if (a.t.value & b.t.value) return true;
+    uint64_t possible = a.t.max() & b.t.max();
     if (possible == 0) return false;
     if (std::has_single_bit(possible)) {
-      x.t.value |= possible;
-      x.t.mask &= ~possible;
+      for (Val<U>* x : {&a, &b}) {
+        x->t.value |= possible;
+        x->t.mask &= ~possible;
+      }
     }
     return true;
   }
-  if (x.t.value & c) return false;
-  x.t.mask &= ~static_cast<uint64_t>(c);
+  if (a.t.value & b.t.value) return false;
+  uint64_t a_ones = a.t.value, b_ones = b.t.value;
+  a.t.mask &= ~b_ones;
+  b.t.mask &= ~a_ones;
   return true;
 }
 
@@ -771,12 +768,7 @@ bool refine_w(Rel rel, Val<U>& a, Val<U>& b) {
     case Rel::Sgt: return refine_lt(b, a, false, true);
     case Rel::Sge: return refine_lt(b, a, true, true);
     case Rel::Set:
-    case Rel::NotSet: {
-      bool set = rel == Rel::Set;
-      if (b.t.is_const() && !refine_set_const(a, static_cast<U>(b.t.value), set)) return false;
-      if (a.t.is_const() && !refine_set_const(b, static_cast<U>(a.t.value), set)) return false;
-      return true;
-    }
+    case Rel::NotSet: return refine_set(a, b, rel == Rel::Set);
   }
   return true;
 }
@@ -994,6 +986,29 @@ Scalar alu(AluOp op, const Scalar& dst, const Scalar& src, bool is64) {
       if (tnums_meet(r.tn.subreg(), l.t)) r.tn = r.tn.with_subreg(r.tn.subreg().intersect(l.t));
       break;
     }
+    case AluOp::Lsh:
+      // By a constant below 32 the low half is the low half shifted (the
+      // 32-bit amount mask does not bite); from 32 on it is zero, which the
+      // tnum says.
+      if (src.is_const() && (src.const_value() & 63) < 32) {
+        Val<uint32_t> l = binop<uint32_t>(op, view<uint32_t>(dst), konst<uint32_t>(src.const_value() & 63));
+        r.u32min = l.umin;
+        r.u32max = l.umax;
+        r.s32min = l.smin;
+        r.s32max = l.smax;
+      }
+      // From 32 on, the result is the low half shifted by k - 32, moved to
+      // the upper half: the kernel's <<32 case (its signed bounds are the
+      // 32-bit ones times 2^32), generalised.
+      if (src.is_const() && (src.const_value() & 63) >= 32) {
+        Val<uint32_t> l = shift_const<uint32_t>(AluOp::Lsh, view<uint32_t>(dst),
+                                                static_cast<unsigned>((src.const_value() & 63) - 32));
+        r.umin = std::max(r.umin, uint64_t(l.umin) << 32);
+        r.umax = std::min(r.umax, uint64_t(l.umax) << 32);
+        r.smin = std::max(r.smin, static_cast<int64_t>(uint64_t(int64_t(l.smin)) << 32));
+        r.smax = std::min(r.smax, static_cast<int64_t>(uint64_t(int64_t(l.smax)) << 32));
+      }
+      break;
     default: break;
   }
   r.sync();

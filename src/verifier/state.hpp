@@ -1,0 +1,142 @@
+// The verifier's abstract state of one path: registers, the stack of each
+// call frame byte by byte, acquired references and the lock held. Modelled
+// on the kernel's bpf_verifier_state / bpf_func_state / bpf_reg_state.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ember/isa.hpp"
+#include "verifier/scalar.hpp"
+
+namespace ember::verifier {
+
+// What a register holds (the kernel's enum bpf_reg_type, for the types
+// Ember's helpers and program types produce).
+enum class Kind : uint8_t {
+  NotInit,
+  Scalar,
+  Ctx,         // the context (r1 at entry)
+  Stack,       // a frame's stack; `frame` says which
+  MapPtr,      // a map (ld_imm64 map[idx]); CONST_PTR_TO_MAP
+  MapValue,    // an element of a map, or global data
+  Packet,      // packet data; `range` bytes proven readable
+  PacketEnd,   // data_end
+  PacketMeta,  // data_meta; `range` bytes proven readable up to data
+  Mem,         // memory a helper returned (ring buffer record): `size` bytes
+  Func,        // a subprogram (ld_imm64 of a function): callbacks
+};
+const char* kind_name(Kind k);
+bool is_pointer(Kind k);
+
+struct Reg {
+  Kind kind = Kind::NotInit;
+  bool maybe_null = false;  // MapValue, Mem, MapPtr (inner map): may be NULL
+  bool inner_map = false;   // MapPtr: an inner map of maps[map]
+  bool rdonly = false;      // Mem: read-only (a map key handed to a callback)
+  uint8_t frame = 0;        // Stack: the frame it points into
+  uint32_t id = 0;          // pointers: shared by copies (NULL checks, packet ranges); scalars: equal copies
+  uint32_t ref = 0;         // an acquired reference (ring buffer record) it holds, 0 if none
+  uint32_t map = 0;         // MapPtr, MapValue: map index
+  uint32_t size = 0;        // Mem: bytes
+  uint32_t target = 0;      // Func: first instruction
+  int32_t off = 0;          // pointers: fixed offset
+  int32_t range = 0;        // Packet, PacketMeta: proven accessible bytes from the packet start + off 0
+  uint32_t origin = 0;      // instruction that produced it (+1; 0: entry), for messages
+  Scalar val;               // Scalar: its value; pointers: variable offset
+
+  static Reg scalar(const Scalar& s) {
+    Reg r;
+    r.kind = Kind::Scalar;
+    r.val = s;
+    return r;
+  }
+  static Reg pointer(Kind k) {
+    Reg r;
+    r.kind = k;
+    r.val = Scalar::constant(0);
+    return r;
+  }
+  bool is_const_zero() const { return kind == Kind::Scalar && val.is_const() && val.const_value() == 0; }
+};
+
+// Per byte of a frame's stack (the kernel's STACK_INVALID / MISC / ZERO /
+// SPILL slot types).
+enum class Slot : uint8_t { Invalid, Misc, Zero, Spill };
+
+struct Frame {
+  std::array<Reg, kNumRegs> regs;
+  std::array<Slot, kStackSize> slot{};  // index = 512 + offset from r10
+  // Spilled registers, one per aligned 8-byte slot (valid where all of its
+  // bytes are Slot::Spill); empty until the first spill, to keep stored
+  // states small.
+  std::vector<Reg> spilled;
+  uint32_t callsite = 0;  // the call instruction (frames above 0)
+  uint32_t subprog = 0;   // first instruction of the function
+  bool callback = false;  // entered by a helper (bpf_loop ...), not a call
+  uint32_t entry = 0;     // callbacks: which run of the callback (loop detection)
+  int32_t depth = 0;      // deepest stack byte used, as a positive count
+
+  const Reg& spill(int slot8) const;
+  Reg& spill_mut(int slot8) {
+    if (spilled.empty()) spilled.resize(kStackSize / 8);
+    return spilled[slot8];
+  }
+};
+
+struct Checkpoint;
+
+// A branch decision on the path, for the explanation of a rejection.
+struct PathStep {
+  uint32_t insn;
+  uint32_t next;
+  std::shared_ptr<const PathStep> prev;
+};
+
+struct State {
+  std::vector<Frame> frames;
+  std::vector<uint32_t> refs;       // acquired references not yet released
+  std::vector<uint32_t> ref_sites;  // the instruction that acquired each
+  uint32_t lock_map = 0;            // map index +1 of the lock held, 0: none
+  int32_t lock_off = 0;
+  uint32_t lock_id = 0;
+  uint32_t pc = 0;
+  std::shared_ptr<const PathStep> path;
+  Checkpoint* parent = nullptr;  // the last stored state on this path
+
+  Frame& cur() { return frames.back(); }
+  const Frame& cur() const { return frames.back(); }
+  Reg& reg(int r) { return frames.back().regs[r]; }
+  const Reg& reg(int r) const { return frames.back().regs[r]; }
+};
+
+// Register liveness per instruction (bit r set: r may be read before it is
+// written on some path from there); from cfg.cpp.
+using LiveSet = uint16_t;
+
+// Does `old` (a fully verified state) include `cur`, so that `cur` needs no
+// further exploration? Registers not live (by frame) are ignored.
+// `exact` asks for equality instead (infinite-loop detection).
+// `precise`: registers whose scalar values matter (others match any value).
+bool state_includes(const State& old, const State& cur, const std::vector<LiveSet>& live,
+                    const std::vector<LiveSet>& precise, bool exact);
+
+// A state that includes both `old` and `cur` and, repeated, stops growing:
+// scalar bounds that moved go to their limits, mismatched registers become
+// unusable, stack bytes that differ become unknown or uninitialized. Ids
+// and references are cur's. False if the two cannot be merged (different
+// frames, references or locks).
+bool widen_state(const State& old, State& cur);
+
+// A hash that states equal under state_includes(..., exact=true) share
+// (ids left out: equality maps them one to one).
+uint64_t state_hash(const State& s, const std::vector<LiveSet>& live, const std::vector<LiveSet>& precise);
+
+// "R1=map_value(map=0,off=0,vs=8) R10=fp0 fp-8=mmmmmmmm" as the kernel logs.
+std::string reg_str(const Reg& r);
+std::string state_str(const State& s);
+
+}  // namespace ember::verifier

@@ -1,0 +1,68 @@
+// ember::verify: the static pass, then the walk over all paths.
+#include "ember/verifier.hpp"
+
+#include "verifier/analyzer.hpp"
+#include "verifier/cfg.hpp"
+#include "verifier/prog_type_rules.hpp"
+
+namespace ember {
+
+namespace {
+
+struct ReasonName {
+  VerifyReason reason;
+  std::string_view name;
+};
+constexpr ReasonName kReasons[] = {
+#define EMBER_X(e, n) {VerifyReason::e, n},
+    EMBER_VERIFY_REASONS(EMBER_X)
+#undef EMBER_X
+};
+
+}  // namespace
+
+std::string_view reason_name(VerifyReason r) {
+  for (const ReasonName& n : kReasons)
+    if (n.reason == r) return n.name;
+  return "?";
+}
+
+bool reason_from_name(std::string_view name, VerifyReason* out) {
+  for (const ReasonName& n : kReasons)
+    if (n.name == name) {
+      *out = n.reason;
+      return true;
+    }
+  return false;
+}
+
+VerifyResult verify(const Program& prog, const VerifyInput& in) {
+  HelperTable fallback;
+  const HelperTable* helpers = in.helpers;
+  if (!helpers) {
+    fallback = default_helper_table();
+    helpers = &fallback;
+  }
+  verifier::Cfg cfg;
+  bool return_matters = in.mem_size < 0 && verifier::rules_for(in.type).ret_checked;
+  if (auto err = verifier::build_cfg(prog, *helpers, return_matters, cfg)) {
+    VerifyResult r;
+    r.reason = err->reason;
+    r.insn = err->insn;
+    std::string line = in.source_line ? in.source_line(err->insn) : "";
+    r.message = "instruction " + std::to_string(err->insn) + (line.empty() ? "" : " (" + line + ")") + ": " +
+                err->message;
+    return r;
+  }
+  verifier::Analyzer a(prog, in, *helpers, cfg);
+  VerifyResult r = a.run();
+  if (!r.ok && in.log_level >= 1) {
+    std::string path;
+    for (size_t i : r.path) path += (path.empty() ? "" : " -> ") + std::to_string(i);
+    r.log += "path (branches decided at): " + (path.empty() ? std::string("none") : path) + "\n";
+    r.log += "state at instruction " + std::to_string(r.insn) + ": " + r.state + "\n";
+  }
+  return r;
+}
+
+}  // namespace ember

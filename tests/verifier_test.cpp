@@ -1,0 +1,248 @@
+// The verifier on real programs: every bpf_conformance program it can prove
+// safe, the clang-built corpus of tests/bpf, and small programs whose
+// verdicts and explanations are checked one by one.
+#include "ember/verifier.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "ember/asm.hpp"
+#include "ember/runtime.hpp"
+#include "support/conformance_data.hpp"
+#include "support/verifier_fixtures.hpp"
+
+namespace ember {
+namespace {
+
+VerifyResult verify_text(const std::string& text, VerifyInput in = {}) {
+  auto insns = assemble(text);
+  EXPECT_TRUE(insns.ok()) << insns.error().message;
+  if (!insns) return {};
+  auto prog = decode(*insns);
+  EXPECT_TRUE(prog.ok()) << prog.error().message;
+  if (!prog) return {};
+  return verify(*prog, in);
+}
+
+MapSpec hash_map(uint32_t key, uint32_t value) {
+  MapSpec m;
+  m.name = "h";
+  m.type = MapType::Hash;
+  m.key_size = key, m.value_size = value, m.max_entries = 16;
+  return m;
+}
+
+// Conformance programs read and write the memory they are given; all of
+// them are safe except those whose expected result is an error at run time.
+TEST(Verifier, AcceptsTheConformanceSuite) {
+  auto files = testing::conformance_files(EMBER_CONFORMANCE_DIR);
+  if (files.empty()) GTEST_SKIP() << "bpf_conformance suite not found at " << EMBER_CONFORMANCE_DIR;
+  int accepted = 0, expected_errors = 0;
+  std::string rejected;
+  for (const auto& f : files) {
+    auto c = testing::read_conformance_case(f);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    auto insns = testing::conformance_program(*c);
+    ASSERT_TRUE(insns.ok()) << f << ": " << insns.error().message;
+    auto prog = decode(*insns);
+    if (!prog) continue;  // the decoder's own error cases
+    VerifyInput in;
+    in.mem_size = static_cast<int64_t>(c->mem.size());
+    VerifyResult r = verify(*prog, in);
+    if (!c->error.empty()) {
+      ++expected_errors;
+      continue;
+    }
+    if (r.ok)
+      ++accepted;
+    else
+      rejected += "  " + c->name + ": [" + std::string(reason_name(r.reason)) + "] " + r.message + "\n";
+  }
+  RecordProperty("accepted", accepted);
+  EXPECT_TRUE(rejected.empty()) << accepted << " accepted; rejected:\n" << rejected;
+}
+
+TEST(Verifier, RejectsALookupResultUsedWithoutANullCheck) {
+  VerifyInput in;
+  in.maps = {hash_map(4, 8)};
+  in.source_line = [](size_t i) {
+    return i == 6 ? std::string("prog.bpf.c:41: v = *value;") : std::string();
+  };
+  VerifyResult r = verify_text(R"(
+    *(u32 *)(r10 - 4) = 0
+    r2 = r10
+    r2 += -4
+    r1 = map[idx:0] ll
+    call 1
+    r0 = *(u64 *)(r0 + 0)
+    exit
+  )",
+                               in);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.reason, VerifyReason::NullDeref) << r.message;
+  EXPECT_EQ(r.insn, 6u);
+  EXPECT_NE(r.message.find("r0 may be NULL"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("prog.bpf.c:41"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("instruction 5"), std::string::npos) << "names the lookup: " << r.message;
+}
+
+TEST(Verifier, AcceptsTheSameLookupWithACheck) {
+  VerifyInput in;
+  in.maps = {hash_map(4, 8)};
+  VerifyResult r = verify_text(R"(
+    *(u32 *)(r10 - 4) = 0
+    r2 = r10
+    r2 += -4
+    r1 = map[idx:0] ll
+    call 1
+    if r0 == 0 goto +1
+    r0 = *(u64 *)(r0 + 0)
+    exit
+  )",
+                               in);
+  EXPECT_TRUE(r.ok) << r.message << "\n" << r.state;
+}
+
+TEST(Verifier, BoundedLoopsAreWalkedAndInfiniteOnesRejected) {
+  VerifyResult ok = verify_text(R"(
+    r0 = 0
+    r1 = 0
+    r0 += r1
+    r1 += 1
+    if r1 < 100 goto -3
+    exit
+  )");
+  EXPECT_TRUE(ok.ok) << ok.message;
+  VerifyResult bad = verify_text(R"(
+    r0 = 0
+    r1 = 0
+    r0 += 1
+    if r1 == 0 goto -2
+    exit
+  )");
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.reason, VerifyReason::UnboundedLoop) << bad.message;
+}
+
+TEST(Verifier, StackReadsNeedInitializedBytesAndSpillsKeepPointers) {
+  VerifyResult bad = verify_text(R"(
+    r0 = *(u64 *)(r10 - 8)
+    exit
+  )");
+  EXPECT_EQ(bad.reason, VerifyReason::UninitStack) << bad.message;
+  VerifyResult spill = verify_text(R"(
+    *(u64 *)(r10 - 16) = r10
+    r1 = *(u64 *)(r10 - 16)
+    *(u64 *)(r1 - 8) = 7
+    r0 = *(u64 *)(r1 - 8)
+    exit
+  )");
+  EXPECT_TRUE(spill.ok) << spill.message;
+}
+
+TEST(Verifier, ExplainsWithStateAndPath) {
+  VerifyInput in;
+  in.log_level = 2;
+  VerifyResult r = verify_text(R"(
+    r0 = 0
+    if r1 == 0 goto +1
+    r0 = *(u64 *)(r10 - 600)
+    exit
+  )",
+                               in);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.reason, VerifyReason::StackOutOfBounds) << r.message;
+  EXPECT_FALSE(r.state.empty());
+  EXPECT_NE(r.log.find("0: "), std::string::npos) << r.log;
+}
+
+// Every program of the clang-built corpus is accepted, with its maps.
+TEST(Verifier, AcceptsTheClangBuiltCorpus) {
+  std::string failures;
+  int programs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(EMBER_BPF_OBJ_DIR)) {
+    if (entry.path().extension() != ".o") continue;
+    std::string stem = entry.path().filename().string();
+    if (stem.rfind("out_of_bounds", 0) == 0) continue;  // meant to fault at run time
+    Runtime rt;
+    auto obj = Object::open_file(rt, entry.path().string());
+    if (!obj) continue;  // objects meant to fail loading are tested elsewhere
+    if (!(*obj)->load()) continue;
+    for (Prog* p : (*obj)->progs()) {
+      ++programs;
+      VerifyInput in;
+      in.type = p->type();
+      for (const MapPtr& m : p->maps()) {
+        in.maps.push_back(m->spec());
+        // Read-only global data: its bytes (constant strings for helpers).
+        std::vector<uint8_t> bytes;
+        if ((m->spec().map_flags & map_flag::kRdonlyProg) && m->mmap_data()) {
+          const auto* d = static_cast<const uint8_t*>(m->mmap_data());
+          bytes.assign(d, d + m->spec().value_size);
+        }
+        in.rodata.push_back(std::move(bytes));
+      }
+      const ObjectFile& file = (*obj)->file();
+      const ObjectProgram& op = p->linked();
+      in.source_line = [&file, &op](size_t i) {
+        std::string w = file.where(op, i);
+        return w.size() > 3 ? w.substr(2, w.size() - 3) : std::string();
+      };
+      VerifyResult r = verify(p->code(), in);
+      if (!r.ok)
+        failures += "  " + stem + " " + p->name() + ": [" + std::string(reason_name(r.reason)) + "] " +
+                    r.message + "\n    state: " + r.state + "\n";
+    }
+  }
+  EXPECT_GT(programs, 30);
+  EXPECT_TRUE(failures.empty()) << failures;
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// The fixture corpus (tests/verifier): every accept fixture is accepted and
+// every reject fixture rejected for its stated reason.
+TEST(Verifier, FixtureCorpusVerdictsAndReasons) {
+  auto paths = testing::fixture_paths();
+  ASSERT_GT(paths.size(), 300u);
+  int agree = 0;
+  std::string mismatches;
+  for (const std::string& path : paths) {
+    auto f = testing::parse_fixture(path);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    auto prog = decode(f->insns);
+    VerifyResult r;
+    if (!prog) {
+      r.ok = false;
+      r.reason = VerifyReason::InvalidInsn;
+      r.message = prog.error().message;
+    } else {
+      VerifyInput in;
+      in.type = f->type;
+      in.attach = f->attach;
+      in.sleepable = f->sleepable;
+      in.gpl = f->gpl;
+      in.maps = f->maps;
+      r = verify(*prog, in);
+    }
+    bool good = f->accept ? r.ok : (!r.ok && r.reason == f->reason);
+    if (good) {
+      ++agree;
+      continue;
+    }
+    mismatches += "  " + f->name + " (" + (f->accept ? "accept" : std::string(reason_name(f->reason))) +
+                  "): Ember says " + (r.ok ? std::string("accept") : std::string(reason_name(r.reason))) +
+                  (r.ok ? "" : ": " + r.message) + "\n";
+  }
+  EXPECT_TRUE(mismatches.empty()) << agree << " of " << paths.size() << " agree; disagreements:\n"
+                                  << mismatches;
+}
+
+}  // namespace
+}  // namespace ember
