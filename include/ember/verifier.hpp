@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,5 +114,8 @@ struct VerifyResult {
 // Verifies a decoded program. Never crashes or hangs on any input: a
 // rejection is a result, as is running out of budget.
 VerifyResult verify(const Program& prog, const VerifyInput& in);
+// The same from instruction slots: what the decoder refuses is a rejection
+// too (invalid-insn; a write to r10 is readonly-write, as the kernel says).
+VerifyResult verify(std::span<const RawInsn> insns, const VerifyInput& in);
 
 }  // namespace ember

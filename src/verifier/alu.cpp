@@ -67,8 +67,9 @@ static Step pointer_alu(Analyzer& a, State& s, const Inst& in, AluOp op, bool is
   if (is_pointer(dst.kind) && is_pointer(src.kind)) {
     // Two pointers: only their distance, and only within one object kind
     // (the kernel allows it to privileged programs; data_end - data is common).
-    if (op == AluOp::Sub && dst.kind == src.kind && !dst.maybe_null && !src.maybe_null &&
-        dst.kind != Kind::MapPtr) {
+    auto packet = [](Kind k) { return k == Kind::Packet || k == Kind::PacketEnd || k == Kind::PacketMeta; };
+    bool same = dst.kind == src.kind || (packet(dst.kind) && packet(src.kind));
+    if (op == AluOp::Sub && same && !dst.maybe_null && !src.maybe_null && dst.kind != Kind::MapPtr) {
       dst = Reg::scalar(Scalar::unknown());
       dst.origin = s.pc + 1;
       return std::nullopt;
@@ -109,6 +110,19 @@ static Step pointer_alu(Analyzer& a, State& s, const Inst& in, AluOp op, bool is
                        preg);
     res.off = static_cast<int32_t>(n);
   } else {
+    if (unbounded(off) && off.smin > -kMaxVarOff) {
+      // Bounded below, not above: the pointer may leave its object.
+      VerifyReason r = ptr.kind == Kind::MapValue ? VerifyReason::MapValueOutOfBounds
+                       : ptr.kind == Kind::Stack  ? VerifyReason::StackOutOfBounds
+                       : ptr.kind == Kind::Mem    ? VerifyReason::MemOutOfBounds
+                       : ptr.kind == Kind::Ctx    ? VerifyReason::CtxAccess
+                                                  : VerifyReason::PacketOutOfBounds;
+      return fail_with(
+          r,
+          std::string("adding ") + off.str() + " to a " + kind_name(ptr.kind) + " pointer (" + rname(preg) +
+              ") may take it out of its object: bound the number with a comparison or a mask first",
+          preg == in.dst ? in.src : in.dst);
+    }
     if (unbounded(off))
       return fail_with(VerifyReason::PointerArith,
                        std::string("adding a number without bounds to a ") + kind_name(ptr.kind) +

@@ -58,6 +58,7 @@ bool is_ancestor(const Checkpoint* cp, const Checkpoint* from) {
 bool Analyzer::prune(State& s, Step& err) {
   auto& list = visited_[s.pc];
   bool callback_site = is_callback_call(prog_, helpers_, s.pc);
+  if (callback_site && !s.cb_again) s.cb_seq = new_id();  // a first arrival, not a callback's return
   uint64_t hash = state_hash(s, cfg_.live, cfg_.precise);
   bool looping = false;
   const Checkpoint* widen_from = nullptr;
@@ -68,7 +69,8 @@ bool Analyzer::prune(State& s, Step& err) {
       // state again below itself is a loop that never ends...
       looping = true;
       if (cp.hash == hash && state_includes(cp.st, s, cfg_.live, cfg_.precise, /*exact=*/true)) {
-        if (is_ancestor(&cp, s.parent) && !callback_site) {
+        bool same_call = callback_site && s.cb_again && cp.st.cb_seq == s.cb_seq;
+        if (is_ancestor(&cp, s.parent) && !same_call) {
           err = fail_with(VerifyReason::UnboundedLoop,
                           "infinite loop: the program comes back to instruction " + std::to_string(s.pc) +
                               " in exactly the state it had there before, so it can repeat forever");
@@ -79,7 +81,7 @@ bool Analyzer::prune(State& s, Step& err) {
       }
       // ...and that a callback whose earlier calls include this state has
       // converged (the helper bounds how often it is called).
-      if (callback_site && is_ancestor(&cp, s.parent)) {
+      if (callback_site && s.cb_again && cp.st.cb_seq == s.cb_seq && is_ancestor(&cp, s.parent)) {
         if (state_includes(cp.st, s, cfg_.live, cfg_.precise, /*exact=*/false)) {
           ++stats_.pruned;
           return true;
@@ -153,7 +155,8 @@ Step Analyzer::step(State& s, bool& done) {
         direct.op = Op::CALL_LOCAL, direct.target = t.target;
         return call_local(s, direct);
       }
-      if (t.kind == Kind::Scalar && t.val.is_const() && t.val.const_value() < (1u << 31)) {
+      if (t.kind == Kind::Scalar && t.val.is_const() &&
+          helpers_.find(static_cast<int64_t>(t.val.const_value()))) {
         direct.op = Op::CALL, direct.imm = static_cast<int32_t>(t.val.const_value());
         return call_helper(s, direct, done);
       }
@@ -229,6 +232,22 @@ Step Analyzer::check_stack_depth() const {
     return true;
   };
   if (!walk(0)) return fail_with(VerifyReason::CallDepth, "recursive bpf-to-bpf calls");
+  // A tail call replaces the frames below it only after the frames above
+  // it: the kernel's x86-64 JIT allows it under at most 256 bytes of them.
+  std::vector<bool> tail(n, false);
+  for (uint32_t i = 0; i < prog_.insts.size(); ++i)
+    if (prog_.insts[i].op == Op::CALL && prog_.insts[i].imm == 12) tail[cfg_.subprog_of[i]] = true;
+  std::function<int32_t(uint32_t, int32_t)> above = [&](uint32_t sp, int32_t depth) -> int32_t {
+    if (tail[sp] && sp != 0 && depth > 256) return depth;
+    int32_t own = (subprog_depth_[sp] + 15) / 16 * 16;
+    for (uint32_t c : callees[sp])
+      if (int32_t d = above(c, depth + own)) return d;
+    return 0;
+  };
+  if (int32_t d = above(0, 0))
+    return fail_with(VerifyReason::TailCall,
+                     "a tail call from a function whose callers use " + std::to_string(d) +
+                         " bytes of stack; the limit is 256 when tail calls and function calls mix");
   if (total[0] > kStackSize)
     return fail_with(VerifyReason::StackTooLarge, "the stack frames of a chain of calls use " +
                                                       std::to_string(total[0]) +

@@ -72,11 +72,13 @@ class Analyzer {
   Step access(State& s, int regno, int32_t off, int size, Access kind, const Reg* value, Reg* loaded);
   // `size` (from a register, umax) bytes at the pointer in `regno`, for
   // helpers: readable and initialized (or writable, then marked written).
-  Step helper_memory(State& s, int regno, const Scalar& size, bool write, bool zero_ok, const char* what);
+  Step helper_memory(State& s, int regno, const Scalar& size, bool write, bool zero_ok, const char* what,
+                     bool pointers_ok = false);
   // Bytes [lo, hi) relative to the pointer in `regno` (its fixed and
   // variable offset added): inside the object it points to, and for reads
   // of the stack, initialized. Writes to the stack mark the bytes written.
   Step region(State& s, int regno, int64_t lo, int64_t hi, Access kind, const char* what);
+  Step no_spilled_pointers(const State& s, int regno, int64_t lo, int64_t hi) const;
   std::string where(size_t insn) const;  // " (file.c:12: text)" or ""
   std::string map_desc(uint32_t map) const;
 

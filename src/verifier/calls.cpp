@@ -17,6 +17,7 @@ enum HelperId : int32_t {
   kLookup = 1,
   kUpdate = 2,
   kDelete = 3,
+  kTracePrintk = 6,
   kTailCall = 12,
   kPerfEventOutput = 25,
   kGetStackid = 27,
@@ -32,6 +33,8 @@ enum HelperId : int32_t {
   kRingbufDiscard = 133,
   kRingbufQuery = 134,
   kForEach = 164,
+  kSnprintf = 165,
+  kTraceVprintk = 177,
   kLoop = 181,
 };
 
@@ -120,7 +123,7 @@ static Step check_arg(Analyzer& a, State& s, const HelperDef& h, int arg, const 
       map = v.inner_map ? a.input().maps[v.map].inner.get() : &a.input().maps[v.map];
       if (!map) return need("a map with a known inner map");
       if (!map_fits(h.id, map->type))
-        return fail_with(VerifyReason::HelperArg,
+        return fail_with(h.id == kTailCall ? VerifyReason::TailCall : VerifyReason::HelperArg,
                          std::string(h.name) + " cannot be used with " + a.map_desc(v.map) + " (a " +
                              std::to_string(static_cast<uint32_t>(map->type)) + "-type map)",
                          r);
@@ -146,7 +149,7 @@ static Step check_arg(Analyzer& a, State& s, const HelperDef& h, int arg, const 
           return fail_with(VerifyReason::UninitReg, "the size argument " + rname(r + 1) + " is not set",
                            r + 1);
         if (sz.kind != Kind::Scalar)
-          return fail_with(VerifyReason::HelperSize, "the size argument " + rname(r + 1) + " is a pointer",
+          return fail_with(VerifyReason::HelperArg, "the size argument " + rname(r + 1) + " is a pointer",
                            r + 1);
         size = sz.val;
       }
@@ -156,7 +159,9 @@ static Step check_arg(Analyzer& a, State& s, const HelperDef& h, int arg, const 
         return std::nullopt;
       }
       if (Step e = memory_ptr()) return e;
-      return a.helper_memory(s, r, size, t == ArgType::PtrToUninitMem, zero_ok, what.c_str());
+      // printf-style argument arrays hold the pointers %s prints.
+      bool pointers_ok = (h.id == kTraceVprintk && arg == 2) || (h.id == kSnprintf && arg == 3);
+      return a.helper_memory(s, r, size, t == ArgType::PtrToUninitMem, zero_ok, what.c_str(), pointers_ok);
     }
     case ArgType::ConstSize:
     case ArgType::ConstSizeOrZero:
@@ -269,6 +274,8 @@ Step Analyzer::call_helper(State& s, const Inst& in, bool& done) {
   std::string why;
   if (!helper_allowed(in_.type, h->id, in_.gpl, &why))
     return fail_with(VerifyReason::HelperNotAllowed, std::string(h->name) + ": " + why);
+  if (s.lock_map && h->id == kSpinLock)
+    return fail_with(VerifyReason::LockMisuse, "bpf_spin_lock while a lock is already held (a deadlock)", 1);
   if (s.lock_map && h->id != kSpinUnlock)
     return fail_with(
         VerifyReason::LockHeld,
@@ -277,7 +284,15 @@ Step Analyzer::call_helper(State& s, const Inst& in, bool& done) {
   Reg* map_reg = nullptr;
   for (int arg = 0; arg < 5; ++arg)
     if (Step e = check_arg(*this, s, *h, arg, map, map_reg)) return e;
+  // bpf_trace_printk's values (unchecked by the kernel) are printed: no
+  // pointers among them.
+  if (h->id == kTracePrintk)
+    for (int r = 3; r <= 5; ++r)
+      if (is_pointer(s.reg(r).kind) && !rules_.may_leak_pointers)
+        return fail_with(VerifyReason::PointerLeak, "bpf_trace_printk would print the pointer in " + rname(r),
+                         r);
   Reg map_copy = map_reg ? *map_reg : Reg{};
+  s.cb_again = false;
 
   switch (h->id) {
     case kSpinLock:
@@ -390,6 +405,7 @@ Step Analyzer::exit(State& s, bool& done) {
       uint32_t site = callee.callsite;
       s.frames.pop_back();
       s.pc = site;  // the helper may call it again
+      s.cb_again = true;
       return std::nullopt;
     }
     if (r0.kind == Kind::Stack && r0.frame == fno)

@@ -58,7 +58,9 @@ void mark_null(State& s, uint32_t id, bool is_null) {
     if (!is_pointer(r.kind) || !r.maybe_null || r.id != id) return;
     if (is_null) {
       ref = r.ref ? r.ref : ref;
+      uint32_t origin = r.origin;  // still names the call that returned NULL
       r = Reg::scalar(Scalar::constant(0));
+      r.origin = origin;
     } else {
       r.maybe_null = false;
     }
@@ -152,7 +154,8 @@ Step Analyzer::jump(State& s, const Inst& in, bool& done) {
                              ") is compared before its NULL check",
                          a.maybe_null ? in.dst : in.src);
       bool pa = is_end_for(a, b), pb = is_end_for(b, a);
-      if (!pa && !pb && a.kind != b.kind)
+      auto packet = [](Kind k) { return k == Kind::Packet || k == Kind::PacketEnd || k == Kind::PacketMeta; };
+      if (!pa && !pb && a.kind != b.kind && !(packet(a.kind) && packet(b.kind)))
         return fail_with(VerifyReason::PointerCompare,
                          std::string("comparing pointers to different things (") + kind_name(a.kind) +
                              " in " + rname(in.dst) + ", " + kind_name(b.kind) + " in " + rname(in.src) +

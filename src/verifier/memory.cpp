@@ -31,9 +31,17 @@ static Step not_memory(const Analyzer& a, const Reg& p, int regno) {
     case Kind::NotInit:
       return fail_with(VerifyReason::UninitReg, rname(regno) + " is used before it is set", regno);
     case Kind::Scalar:
-      if (p.is_const_zero())
-        return fail_with(VerifyReason::ScalarDeref,
-                         rname(regno) + " is 0 (NULL) here; it cannot be dereferenced", regno);
+      if (p.is_const_zero()) {
+        // NULL as a helper returned it is a missing check; a plain 0 is a number.
+        bool from_call = p.origin && a.prog().insts[p.origin - 1].op == Op::CALL;
+        return fail_with(from_call ? VerifyReason::NullDeref : VerifyReason::ScalarDeref,
+                         rname(regno) + " is 0 (NULL) here" +
+                             (from_call ? " (returned by the call at instruction " +
+                                              std::to_string(p.origin - 1) + a.where(p.origin - 1) + ")"
+                                        : std::string()) +
+                             "; it cannot be dereferenced",
+                         regno);
+      }
       return fail_with(
           VerifyReason::ScalarDeref,
           rname(regno) + " holds a number (" + p.val.str() + "), not a pointer: it cannot be dereferenced",
@@ -203,10 +211,16 @@ static Reg stack_load(const State& s, const Reg& p, int32_t off, int size, bool 
   const Frame& f = s.frames[p.frame];
   int64_t o = p.off + off;
   int slot8 = static_cast<int>((o + kStackSize) / 8);
-  bool whole = size == 8 && o % 8 == 0;
-  if (f.slot[o + kStackSize] == Slot::Spill) {
+  bool any_spill = false, all_spill = true, zero = true;
+  for (int b = 0; b < size; ++b) {
+    Slot sl = f.slot[o + kStackSize + b];
+    any_spill = any_spill || sl == Slot::Spill;
+    all_spill = all_spill && sl == Slot::Spill;
+    zero = zero && sl == Slot::Zero;
+  }
+  if (any_spill) {
     const Reg& sp = f.spill(slot8);
-    if (whole) return sp;
+    if (all_spill && o % 8 == 0 && size == 8) return sp;
     if (sp.kind != Kind::Scalar) {
       err = fail_with(VerifyReason::PointerLeak,
                       "reading " + std::to_string(size) + " bytes of a pointer spilled at fp" +
@@ -214,32 +228,31 @@ static Reg stack_load(const State& s, const Reg& p, int32_t off, int size, bool 
                       regno);
       return {};
     }
-    if (sp.val.is_const() && o % 8 == 0 && !sext) {  // the low bytes of a known value
-      uint64_t v = sp.val.const_value();
-      if (size < 8) v &= (1ull << (size * 8)) - 1;
-      return Reg::scalar(Scalar::constant(v));
+    if (all_spill && o % 8 == 0) {  // the low bytes of a spilled number
+      Scalar v = size == 4 ? alu(AluOp::Mov, Scalar::unknown(), sp.val, false)
+                           : alu(AluOp::And, sp.val, Scalar::constant(size == 2 ? 0xffff : 0xff), true);
+      return Reg::scalar(sext ? movsx(v, static_cast<uint8_t>(size * 8), true) : v);
     }
     return Reg::scalar(Scalar::of_width(static_cast<uint8_t>(size), sext));
   }
-  bool zero = true;
-  for (int b = 0; b < size; ++b) zero = zero && f.slot[o + kStackSize + b] == Slot::Zero;
   return Reg::scalar(zero ? Scalar::constant(0) : Scalar::of_width(static_cast<uint8_t>(size), sext));
 }
 
-// A store to the stack at a constant offset: a full aligned 8-byte store of
-// a register spills it (pointers and scalar ranges survive the round trip).
+// A store to the stack at a constant offset: an aligned store of a register
+// spills it (pointers, and numbers of any width, survive the round trip, as
+// in the kernel's check_stack_write_fixed_off).
 static void stack_store(State& s, const Reg& p, int32_t off, int size, const Reg* value) {
   Frame& f = s.frames[p.frame];
   int64_t o = p.off + off;
-  if (value && size == 8 && o % 8 == 0) {
+  bool zero = value && value->is_const_zero();
+  if (value && o % 8 == 0 && (size == 8 || (value->kind == Kind::Scalar && !zero))) {
     int slot8 = static_cast<int>((o + kStackSize) / 8);
-    Reg& sp = f.spill_mut(slot8);
-    sp = *value;
-    for (int b = 0; b < 8; ++b) f.slot[slot8 * 8 + b] = Slot::Spill;
+    f.spill_mut(slot8) = *value;
+    for (int b = 0; b < size; ++b) f.slot[slot8 * 8 + b] = Slot::Spill;
     return;
   }
   // region() already marked the bytes Misc; known zeros stay known.
-  if (value && value->is_const_zero())
+  if (zero)
     for (int b = 0; b < size; ++b) f.slot[o + kStackSize + b] = Slot::Zero;
 }
 
@@ -248,12 +261,12 @@ Step Analyzer::access(State& s, int regno, int32_t off, int size, Access kind, c
   Reg p = s.reg(regno);
   if (Step e = not_memory(*this, p, regno)) return e;
   if (p.maybe_null) return null_fail(*this, p, regno);
-  if (p.kind == Kind::Ctx) return ctx_access(*this, s, regno, off, size, kind, loaded);
   if (value && is_pointer(value->kind) && (p.kind != Kind::Stack || kind == Access::Atomic))
     return fail_with(VerifyReason::PointerLeak,
                      "storing a pointer (" + reg_str(*value) + ") into " + kind_name(p.kind) +
                          " memory would let it leave the program",
                      regno);
+  if (p.kind == Kind::Ctx) return ctx_access(*this, s, regno, off, size, kind, loaded);
   // Alignment: the stack always strictly (the kernel's spill tracking relies
   // on it), atomics everywhere; other memory may be unaligned on x86-64.
   if (p.kind == Kind::Stack || kind == Access::Atomic) {
@@ -272,6 +285,7 @@ Step Analyzer::access(State& s, int regno, int32_t off, int size, Access kind, c
   if (p.kind == Kind::Stack && !p.val.is_const() && kind == Access::Read) {
     // Variable offset reads: every byte it may read must be initialized.
     if (Step e = region(s, regno, off, off + size, kind, access_word(kind))) return e;
+    if (Step e = no_spilled_pointers(s, regno, off, off + size)) return e;
     if (loaded) *loaded = Reg::scalar(Scalar::of_width(static_cast<uint8_t>(size)));
     return std::nullopt;
   }
@@ -381,7 +395,7 @@ Step Analyzer::legacy_packet_load(State& s, const Inst& in) {
 }
 
 Step Analyzer::helper_memory(State& s, int regno, const Scalar& size, bool write, bool zero_ok,
-                             const char* what) {
+                             const char* what, bool pointers_ok) {
   const Reg& p = s.reg(regno);
   if (size.smin < 0)
     return fail_with(VerifyReason::HelperSize,
@@ -397,7 +411,34 @@ Step Analyzer::helper_memory(State& s, int regno, const Scalar& size, bool write
   if (size.umax == 0 && p.is_const_zero()) return std::nullopt;  // NULL with size 0
   if (p.kind == Kind::Ctx)
     return fail_with(VerifyReason::HelperArg, std::string(what) + " may not be the context", regno);
-  return region(s, regno, 0, static_cast<int64_t>(size.umax), write ? Access::Write : Access::Read, what);
+  if (Step e =
+          region(s, regno, 0, static_cast<int64_t>(size.umax), write ? Access::Write : Access::Read, what))
+    return e;
+  return write || pointers_ok ? std::nullopt
+                              : no_spilled_pointers(s, regno, 0, static_cast<int64_t>(size.umax));
+}
+
+// A helper (or a load at a variable offset) reading stack bytes that hold a
+// spilled pointer would copy the address out (into a map, a ring buffer, a
+// string).
+Step Analyzer::no_spilled_pointers(const State& s, int regno, int64_t lo, int64_t hi) const {
+  const Reg& p = s.reg(regno);
+  if (p.kind != Kind::Stack) return std::nullopt;
+  const Frame& f = s.frames[p.frame];
+  int64_t vmin = p.val.is_const() ? static_cast<int64_t>(p.val.const_value()) : p.val.smin;
+  int64_t vmax = p.val.is_const() ? vmin : p.val.smax;
+  for (int64_t b = p.off + lo + vmin; b < p.off + hi + vmax; ++b) {
+    int64_t i = b + kStackSize;
+    if (i < 0 || i >= kStackSize || f.slot[i] != Slot::Spill) continue;
+    const Reg& sp = f.spill(static_cast<int>(i / 8));
+    if (is_pointer(sp.kind) && !rules_.may_leak_pointers)
+      return fail_with(VerifyReason::PointerLeak,
+                       "the memory at " + rname(regno) + " holds a pointer spilled at fp" +
+                           std::to_string((i / 8) * 8 - kStackSize) + " (" + reg_str(sp) +
+                           "); reading it out would leak the address",
+                       regno);
+  }
+  return std::nullopt;
 }
 
 }  // namespace ember::verifier

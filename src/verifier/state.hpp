@@ -106,6 +106,10 @@ struct State {
   uint32_t pc = 0;
   std::shared_ptr<const PathStep> path;
   Checkpoint* parent = nullptr;  // the last stored state on this path
+  // Callback helpers: set when a callback returns to its helper call; the
+  // runs of one call share cb_seq (widening compares only among them).
+  bool cb_again = false;
+  uint32_t cb_seq = 0;
 
   Frame& cur() { return frames.back(); }
   const Frame& cur() const { return frames.back(); }

@@ -1,6 +1,8 @@
 // ember::verify: the static pass, then the walk over all paths.
 #include "ember/verifier.hpp"
 
+#include <cstdlib>
+
 #include "verifier/analyzer.hpp"
 #include "verifier/cfg.hpp"
 #include "verifier/prog_type_rules.hpp"
@@ -62,6 +64,18 @@ VerifyResult verify(const Program& prog, const VerifyInput& in) {
     r.log += "path (branches decided at): " + (path.empty() ? std::string("none") : path) + "\n";
     r.log += "state at instruction " + std::to_string(r.insn) + ": " + r.state + "\n";
   }
+  return r;
+}
+
+VerifyResult verify(std::span<const RawInsn> insns, const VerifyInput& in) {
+  auto prog = decode(insns);
+  if (prog) return verify(*prog, in);
+  VerifyResult r;
+  r.message = prog.error().message;
+  r.reason = r.message.find("frame pointer") != std::string::npos ? VerifyReason::ReadOnlyWrite
+                                                                  : VerifyReason::InvalidInsn;
+  // "instruction N: ..." from the decoder names the index.
+  if (r.message.rfind("instruction ", 0) == 0) r.insn = std::strtoull(r.message.c_str() + 12, nullptr, 10);
   return r;
 }
 

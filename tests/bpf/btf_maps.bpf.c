@@ -108,7 +108,7 @@ int prog_a(struct __sk_buff *skb) {
 
 SEC("socket")
 int prog_b(struct __sk_buff *skb) {
-  __u32 k = 0;
+  struct key k = {};
   __u64 *v = bpf_map_lookup_elem(&counts, &k);
   return v ? (int)*v : 1;
 }
