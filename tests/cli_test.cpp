@@ -334,4 +334,26 @@ TEST(Cli, TracelogStreamsAnotherProcessesPrintk) {
   EXPECT_TRUE(has(run, ": bpf_trace_printk: five: 1 2 ab -4 str\n")) << run.text;
 }
 
+// ember verify: the verdict with statistics; a rejection names the reason,
+// the instruction with its C source line, the state and the path; -j JSON.
+TEST(Cli, VerifyExplainsVerdicts) {
+  std::string dir = EMBER_BPF_OBJ_DIR;
+  auto good = ember("verify " + dir + "/hash_counter.bpf.o");
+  EXPECT_EQ(good.status, 0) << good.text;
+  EXPECT_TRUE(has(good, "count_keys (SEC(\"syscall\"), syscall): verified\n  processed ")) << good.text;
+  auto bad = ember("verify " + dir + "/btf_legacy_maps.bpf.o");
+  EXPECT_EQ(bad.status, 1) << bad.text;
+  EXPECT_TRUE(has(bad, "reason: pointer-leak")) << bad.text;
+  EXPECT_TRUE(has(bad, "btf_legacy_maps.bpf.c:23:")) << bad.text;
+  EXPECT_TRUE(has(bad, "state: R0=map_ptr(map=1)")) << bad.text;
+  EXPECT_TRUE(has(bad, "path (branches decided at): ")) << bad.text;
+  auto json = ember("verify " + dir + "/btf_legacy_maps.bpf.o -j");
+  EXPECT_EQ(json.status, 1);
+  EXPECT_TRUE(has(json, "\"verdict\":\"rejected\",\"reason\":\"pointer-leak\",\"insn\":12")) << json.text;
+  auto verbose = ember("verify " + dir + "/hash_counter.bpf.o --log-level 2");
+  EXPECT_TRUE(has(verbose, "\n0: R1=ctx() R10=fp0\n")) << verbose.text.substr(0, 400);
+  auto usage = ember("verify");
+  EXPECT_EQ(usage.status, 2);
+}
+
 }  // namespace

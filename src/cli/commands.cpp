@@ -423,6 +423,15 @@ const std::vector<Command>& commands() {
        "  register, reserved field, write to r10, jump out of range or into ld_imm64,\n"
        "  falling off the end) with its index.\n",
        cmd_check},
+      {"verify", "prove the programs of an object safe, or explain why not",
+       "usage: ember verify OBJ [--prog NAME] [--log-level 1|2] [-j]\n"
+       "  Runs the verifier on each program of OBJ (or the one named) with its\n"
+       "  program type's rules and its maps: the verdict and statistics (insns\n"
+       "  processed, states, peak states, time, peak state memory). A rejection\n"
+       "  names the reason, the instruction and its C source line, the register\n"
+       "  and stack state there and the branches taken to reach it; --log-level 2\n"
+       "  prints the state at every instruction. Exit status 1 if any is rejected.\n",
+       cmd_verify},
       {"objdump", "disassemble the programs of an object with their C source lines",
        "usage: ember objdump OBJ [--prog NAME] [--no-source] [--no-bytes]\n"
        "  Prints each program of OBJ as Ember links it (its .text subprograms\n"

@@ -14,6 +14,7 @@ int cmd_check(const std::vector<std::string>& args);
 int cmd_conformance_plugin(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
 int cmd_objdump(const std::vector<std::string>& args);
+int cmd_verify(const std::vector<std::string>& args);
 int cmd_tracelog(const std::vector<std::string>& args);
 int cmd_prog(const std::vector<std::string>& args);
 
