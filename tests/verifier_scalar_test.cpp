@@ -347,7 +347,8 @@ void check_alu(bool is64, int iterations) {
       Abs a = g.scalar(), b = g.scalar();
       // Shift amounts are mostly in range, as compilers emit them.
       if ((op == AluOp::Lsh || op == AluOp::Rsh || op == AluOp::Arsh) && g.below(2)) {
-        uint64_t c = g.below(is64 ? 64 : 32);
+        const uint64_t edges[] = {0, 1, 31, 32, 33, 63, 64};
+        uint64_t c = g.below(2) ? edges[g.below(std::size(edges))] : g.below(is64 ? 64 : 32);
         b = g.below(2) ? Abs{Scalar::constant(c), {c}} : Abs{Scalar::urange(0, c), {0, c, g.below(c + 1)}};
       }
       Scalar r = alu(op, a.s, b.s, is64);
@@ -411,6 +412,13 @@ void check_branches(bool is32, int iterations) {
       for (bool taken : {true, false}) {
         Scalar ra = a.s, rb = b.s;
         bool ok = refine(op, taken, ra, rb, is32);
+        // Refinement only narrows.
+        if (ok && (!a.s.includes(ra) || !b.s.includes(rb)))
+          f.add(what + (taken ? " taken" : " not taken") + ": refined to " + ra.str() + ", " + rb.str() +
+                ", which is not narrower");
+        // A side branch() rules out is one refine() finds impossible.
+        if (ok && br == (taken ? Branch::Never : Branch::Always))
+          f.add(what + (taken ? " taken" : " not taken") + ": branch() rules it out, refine() does not");
         for (uint64_t x : xs)
           for (uint64_t y : ys) {
             bool t = ref_jmp(op, x, y, is32);
@@ -618,6 +626,20 @@ TEST(VerifierScalar, Shifts) {
   Scalar se = alu64(AluOp::Arsh, alu64(AluOp::Lsh, x, k(32)), k(32));
   EXPECT_EQ(se.smin, INT32_MIN);
   EXPECT_EQ(se.smax, INT32_MAX);
+  // A 64-bit shift keeps the low half's signed range when it can.
+  Scalar lo = alu64(AluOp::Lsh, Scalar::srange(-4, 3), k(2));
+  EXPECT_EQ(lo.smin, -16);
+  EXPECT_EQ(lo.smax, 12);
+  EXPECT_EQ(lo.s32min, -16);
+  EXPECT_EQ(lo.s32max, 12);
+  // << 32 of a value whose low half has known signed bounds.
+  Scalar sub = Scalar::unknown();
+  sub.s32min = -3;
+  sub.s32max = 7;
+  sub.sync();
+  Scalar up = alu64(AluOp::Lsh, sub, k(32));
+  EXPECT_EQ(up.smin, -3 * (int64_t(1) << 32));
+  EXPECT_EQ(up.smax, 7 * (int64_t(1) << 32));
   // A shift by a bounded unknown amount.
   Scalar v = alu64(AluOp::Lsh, Scalar::urange(1, 3), Scalar::urange(0, 4));
   EXPECT_EQ(v.umin, 1u);
@@ -700,6 +722,15 @@ TEST(VerifierScalar, JsetRefines) {
   Scalar z = alu64(AluOp::And, Scalar::unknown(), k(0xf));
   bit = k(0x10);
   EXPECT_FALSE(refine(JmpOp::Set, true, z, bit, false));
+  // Two unknowns whose only possible common bit is bit 1: both have it.
+  Scalar x = alu64(AluOp::And, Scalar::unknown(), k(0x12)), y = alu64(AluOp::And, Scalar::unknown(), k(0x3));
+  ASSERT_TRUE(refine(JmpOp::Set, true, x, y, false));
+  EXPECT_EQ(x.tn, (Tnum{0x2, 0x10}));
+  EXPECT_EQ(y.tn, (Tnum{0x2, 0x1}));
+  // Not set: a bit known in one is clear in the other.
+  Scalar p = Scalar::unknown(), q = alu64(AluOp::Or, Scalar::urange(0, 1), k(0x100));
+  ASSERT_TRUE(refine(JmpOp::Set, false, p, q, false));
+  EXPECT_EQ(p.tn.mask, ~0x100ull);
 }
 
 TEST(VerifierScalar, SyncDeducesAcrossWidthsAndSigns) {
@@ -764,6 +795,18 @@ TEST(VerifierScalar, JoinWidenIncludes) {
   EXPECT_EQ(wd.umin, 0u);
   EXPECT_EQ(wd.smin, 0);  // unchanged bounds stay
   EXPECT_GE(wd.umax, 11u);
+  // A counter stepping by 8: the tnum, which only loses bits, bounds the
+  // widened ranges (sync), so each widening gains about one bit: the chain
+  // is finite (at most a few per bit) and keeps the alignment.
+  Scalar c = alu64(AluOp::And, Scalar::urange(0, 8), k(~7ull));
+  int steps = 0;
+  for (;;) {
+    Scalar next = c.widen(c.join(alu64(AluOp::Add, c, k(8))));
+    if (next == c) break;
+    c = next;
+    ASSERT_LT(++steps, 130) << c.str();
+  }
+  EXPECT_EQ(c.tn, (Tnum{0, ~7ull}));
   Scalar ws = Scalar::srange(-5, 5).widen(Scalar::srange(-6, 5));
   EXPECT_EQ(ws.smin, INT64_MIN);
   EXPECT_EQ(ws.smax, 5);
