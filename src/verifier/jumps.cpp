@@ -193,8 +193,8 @@ Step Analyzer::jump(State& s, const Inst& in, bool& done) {
   }
   if (take && stay) {
     taken.pc = taken_pc;
-    taken.path = std::make_shared<PathStep>(PathStep{s.pc, taken_pc, s.path});
-    s.path = std::make_shared<PathStep>(PathStep{s.pc, fall, s.path});
+    taken.path = std::make_shared<PathStep>(s.pc, taken_pc, s.path);
+    s.path = std::make_shared<PathStep>(s.pc, fall, s.path);
     fork(taken);
     s.pc = fall;
   } else if (take) {

@@ -70,10 +70,10 @@ struct Scalar {
 
   bool is_const() const { return tn.is_const(); }
   uint64_t const_value() const { return tn.value; }
-  bool contains(uint64_t v) const;        // v is one of its values
-  bool includes(const Scalar& o) const;   // every value of o is one of its (state pruning)
-  bool empty() const;                     // no value at all: an impossible path
-  Scalar join(const Scalar& o) const;     // holds every value of either
+  bool contains(uint64_t v) const;       // v is one of its values
+  bool includes(const Scalar& o) const;  // every value of o is one of its (state pruning)
+  bool empty() const;                    // no value at all: an impossible path
+  Scalar join(const Scalar& o) const;    // holds every value of either
   // Widening for loop heads: a bound that moved from this to `next` goes to
   // the limit of its type; the tnum keeps only the bits both agree on.
   Scalar widen(const Scalar& next) const;

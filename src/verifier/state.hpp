@@ -93,7 +93,19 @@ struct Checkpoint;
 struct PathStep {
   uint32_t insn;
   uint32_t next;
-  std::shared_ptr<const PathStep> prev;
+  mutable std::shared_ptr<const PathStep> prev;
+  PathStep(uint32_t i, uint32_t n, std::shared_ptr<const PathStep> p) : insn(i), next(n), prev(std::move(p)) {}
+  // Paths are long: release the chain in a loop, not by recursion (which
+  // overflowed the stack under ASan).
+  ~PathStep() {
+    std::shared_ptr<const PathStep> p = std::move(prev);
+    while (p && p.use_count() == 1) {
+      std::shared_ptr<const PathStep> up = std::move(p->prev);
+      p = std::move(up);
+    }
+  }
+  PathStep(const PathStep&) = delete;
+  PathStep& operator=(const PathStep&) = delete;
 };
 
 struct State {
