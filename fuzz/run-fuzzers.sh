@@ -11,6 +11,13 @@
 # parts of ../shared/conformance/*.data and examples/*.asm (assembler
 # target) and those assembled (decoder target).
 # What libFuzzer finds on top is kept in build-fuzz/corpus/ between runs.
+#
+# fuzz_verifier is the long soundness run on demand: whatever the verifier
+# accepts runs in checked mode and must not fault. Its seeds are the decoder
+# seeds behind a 2-byte header (program type, memory size). For a long run,
+# give it more time, e.g. an hour each: fuzz/run-fuzzers.sh 3600 (the
+# generator-driven counterpart: EMBER_SOUNDNESS_PROGRAMS=1000000 ember_tests
+# --gtest_filter='VerifierSoundness*').
 set -euo pipefail
 
 seconds=${1:-5}
@@ -18,7 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${EMBER_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${EMBER_FUZZ_JOBS:-2}
 conformance=${EMBER_CONFORMANCE_DIR:-$root/../shared/conformance}
-targets=(decoder assembler elf btf)
+targets=(decoder assembler elf btf verifier)
 
 skip() {
   echo "fuzz: SKIPPED: $*"
@@ -91,6 +98,12 @@ done
 for asm in "$seeds"/assembler/*; do
   [[ -e $asm ]] || continue
   ember asm "$asm" -o "$seeds/decoder/$(basename "$asm").bin" >/dev/null 2>&1 || true
+done
+# Verifier seeds: each decoder seed behind a header (type syscall, 64 bytes
+# of memory).
+for bin in "$seeds"/decoder/*; do
+  [[ -s $bin ]] || continue
+  { printf '\000\100'; cat "$bin"; } >"$seeds/verifier/$(basename "$bin")"
 done
 find "$seeds" -type f -empty -delete
 for t in "${targets[@]}"; do
