@@ -235,30 +235,6 @@ int64_t rss_delta(const Program& prog, const VerifyInput& in) {
   return std::max<int64_t>(0, static_cast<int64_t>(ru.ru_maxrss) * 1024 - before);
 }
 
-// What `ember verify` tells the verifier about a loaded program (input_for
-// in src/cli/verify.cpp).
-VerifyInput input_for(const Prog& p) {
-  VerifyInput in;
-  in.type = p.type();
-  in.attach = p.linked().type.def->attach_type;
-  in.gpl = p.object().license().find("GPL") != std::string::npos || p.object().license() == "Dual BSD/GPL" ||
-           p.object().license() == "Dual MIT/GPL";
-  for (const MapPtr& m : p.maps()) {
-    in.maps.push_back(m->spec());
-    std::vector<uint8_t> bytes;
-    if ((m->spec().map_flags & map_flag::kRdonlyProg) && m->mmap_data())
-      bytes.assign(m->mmap_data(), m->mmap_data() + m->spec().value_size);
-    in.rodata.push_back(std::move(bytes));
-  }
-  const ObjectFile& file = p.object().file();
-  const ObjectProgram& op = p.linked();
-  in.source_line = [&file, &op](size_t i) {
-    std::string w = file.where(op, i);
-    return w.size() > 3 ? w.substr(2, w.size() - 3) : std::string();
-  };
-  return in;
-}
-
 // ------------------------------------------------ objects in the kernel
 
 // Loads the object with libbpf `runs` times (only `only` autoloaded, if
@@ -390,7 +366,7 @@ void run_objects(const Options& o, bool kernel_ok, std::vector<Row>& rows) {
       Row r{"object", stem + "/" + p->name()};
       if (!o.filter.empty() && r.name.find(o.filter) == std::string::npos) continue;
       r.slots = p->code().raw.size();
-      VerifyInput in = input_for(*p);
+      VerifyInput in = p->verify_input();
       time_ember(p->code(), in, o.runs, r);
       r.rss_delta = rss_delta(p->code(), in);
       r.k = kernel_for(p->name());

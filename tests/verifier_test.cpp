@@ -189,24 +189,7 @@ TEST(Verifier, AcceptsTheClangBuiltCorpus) {
     if (!(*obj)->load()) continue;
     for (Prog* p : (*obj)->progs()) {
       ++programs;
-      VerifyInput in;
-      in.type = p->type();
-      for (const MapPtr& m : p->maps()) {
-        in.maps.push_back(m->spec());
-        // Read-only global data: its bytes (constant strings for helpers).
-        std::vector<uint8_t> bytes;
-        if ((m->spec().map_flags & map_flag::kRdonlyProg) && m->mmap_data()) {
-          const auto* d = static_cast<const uint8_t*>(m->mmap_data());
-          bytes.assign(d, d + m->spec().value_size);
-        }
-        in.rodata.push_back(std::move(bytes));
-      }
-      const ObjectFile& file = (*obj)->file();
-      const ObjectProgram& op = p->linked();
-      in.source_line = [&file, &op](size_t i) {
-        std::string w = file.where(op, i);
-        return w.size() > 3 ? w.substr(2, w.size() - 3) : std::string();
-      };
+      VerifyInput in = p->verify_input();
       VerifyResult r = verify(p->code(), in);
       if (auto gap = kRawContextPrograms.find(stem + " " + p->name()); gap != kRawContextPrograms.end()) {
         EXPECT_FALSE(r.ok) << stem << " " << p->name()

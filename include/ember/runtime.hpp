@@ -27,6 +27,7 @@
 #include "ember/maps.hpp"
 #include "ember/object.hpp"
 #include "ember/result.hpp"
+#include "ember/verifier.hpp"
 #include "ember/vm.hpp"
 
 namespace ember {
@@ -100,6 +101,10 @@ class Prog final : public HelperEnv {
   // The maps the program names, in the order of its map[idx] references.
   const std::vector<MapPtr>& maps() const { return maps_; }
 
+  // What the verifier needs to know of it: its type, its maps (read-only
+  // global data with its bytes) and its C source lines. Valid while the
+  // object lives.
+  VerifyInput verify_input() const;
   // Runs the program once; opts.helper_env is set to this program.
   Result<uint64_t> run(const RunInput& in, RunOptions opts = {}) const;
 

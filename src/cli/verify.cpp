@@ -33,30 +33,6 @@ std::string json_text(const std::string& v) {
   return s + "\"";
 }
 
-// What the verifier is told about a loaded program: its type, its maps
-// (read-only global data with its bytes) and where its source lines are.
-VerifyInput input_for(const Prog& p) {
-  VerifyInput in;
-  in.type = p.type();
-  in.attach = p.linked().type.def->attach_type;
-  in.gpl = p.object().license().find("GPL") != std::string::npos || p.object().license() == "Dual BSD/GPL" ||
-           p.object().license() == "Dual MIT/GPL";
-  for (const MapPtr& m : p.maps()) {
-    in.maps.push_back(m->spec());
-    std::vector<uint8_t> bytes;
-    if ((m->spec().map_flags & map_flag::kRdonlyProg) && m->mmap_data())
-      bytes.assign(m->mmap_data(), m->mmap_data() + m->spec().value_size);
-    in.rodata.push_back(std::move(bytes));
-  }
-  const ObjectFile& file = p.object().file();
-  const ObjectProgram& op = p.linked();
-  in.source_line = [&file, &op](size_t i) {
-    std::string w = file.where(op, i);  // " (file.c:12: text)"
-    return w.size() > 3 ? w.substr(2, w.size() - 3) : std::string();
-  };
-  return in;
-}
-
 void print_text(const Prog& p, const VerifyResult& r, int log_level) {
   const VerifyStats& st = r.stats;
   std::printf("%s (SEC(\"%s\"), %s): %s\n", p.name().c_str(), p.section().c_str(),
@@ -133,7 +109,7 @@ int cmd_verify(const std::vector<std::string>& argv) {
   bool all_ok = true;
   std::string out = "[";
   for (Prog* p : progs) {
-    VerifyInput in = input_for(*p);
+    VerifyInput in = p->verify_input();
     in.log_level = log_level;
     VerifyResult r = verify(p->code(), in);
     all_ok = all_ok && r.ok;

@@ -296,4 +296,28 @@ std::vector<Prog*> Object::progs() const {
   return out;
 }
 
+VerifyInput Prog::verify_input() const {
+  VerifyInput in;
+  in.type = type();
+  in.attach = linked_.type.def->attach_type;
+  const std::string& lic = obj_->license();
+  // license_is_gpl_compatible in the kernel.
+  in.gpl = lic == "GPL" || lic == "GPL v2" || lic == "GPL and additional rights" || lic == "Dual BSD/GPL" ||
+           lic == "Dual MIT/GPL" || lic == "Dual MPL/GPL";
+  for (const MapPtr& m : maps_) {
+    in.maps.push_back(m->spec());
+    std::vector<uint8_t> bytes;
+    if ((m->spec().map_flags & map_flag::kRdonlyProg) && m->mmap_data())
+      bytes.assign(m->mmap_data(), m->mmap_data() + m->spec().value_size);
+    in.rodata.push_back(std::move(bytes));
+  }
+  const ObjectFile& file = obj_->file();
+  const ObjectProgram& op = linked_;
+  in.source_line = [&file, &op](size_t i) {
+    std::string w = file.where(op, i);  // " (file.c:12: text)"
+    return w.size() > 3 ? w.substr(2, w.size() - 3) : std::string();
+  };
+  return in;
+}
+
 }  // namespace ember

@@ -20,36 +20,9 @@
 #define EMBER_VERIFIER_FIXTURES EMBER_TEST_DATA "/../verifier"
 
 namespace ember::testing {
-namespace {
+namespace {}  // namespace
 
-// The reason names, from the X-macro itself (so that the parser does not
-// depend on the verifier being linked).
-struct ReasonName {
-  VerifyReason reason;
-  std::string_view name;
-};
-constexpr ReasonName kReasons[] = {
-#define EMBER_X(e, n) {VerifyReason::e, n},
-    EMBER_VERIFY_REASONS(EMBER_X)
-#undef EMBER_X
-};
-
-bool reason_by_name(std::string_view name, VerifyReason* out) {
-  for (const ReasonName& r : kReasons)
-    if (r.name == name) {
-      *out = r.reason;
-      return true;
-    }
-  return false;
-}
-
-}  // namespace
-
-std::string_view fixture_reason_name(VerifyReason r) {
-  for (const ReasonName& n : kReasons)
-    if (n.reason == r) return n.name;
-  return "?";
-}
+std::string_view fixture_reason_name(VerifyReason r) { return reason_name(r); }
 
 namespace {
 
@@ -261,7 +234,7 @@ Result<VerifierFixture> parse_fixture_text(std::string_view text, const std::str
       if (auto st = parse_verdict(value, &f.accept); !st) return at(st.error());
       repeated = have_verdict, have_verdict = true;
     } else if (key == "reason") {
-      if (!reason_by_name(value, &f.reason))
+      if (!reason_from_name(value, &f.reason))
         return at(fail("unknown reason '", value, "' (see EMBER_VERIFY_REASONS)"));
       repeated = have_reason, have_reason = true;
     } else if (key == "map") {

@@ -39,8 +39,7 @@ struct VerifierFixture {
   std::vector<RawInsn> insns;
 };
 
-// The name of a reason as fixtures write it ("null-deref"), from the
-// EMBER_VERIFY_REASONS table (without linking the verifier).
+// The name of a reason as fixtures write it ("null-deref"): reason_name.
 std::string_view fixture_reason_name(VerifyReason r);
 
 // Parses one fixture. Errors read "PATH:LINE: what is wrong".
