@@ -29,5 +29,7 @@ echo "== clang -O2 -g -target bpf -c examples/proto_count.bpf.c -o $out/proto_co
 printf "$(printf '%s' "$frame" | tr -d ' ' | sed 's/../\\x&/g')" > "$out/frame.bin"
 echo "== ember run $out/proto_count.bpf.o --ctx-in frame.bin --repeat 3 --dump-maps"
 "$ember" run "$out/proto_count.bpf.o" --ctx-in "$out/frame.bin" --repeat 3 --dump-maps
+echo "== ember verify $out/proto_count.bpf.o"
+"$ember" verify "$out/proto_count.bpf.o"
 echo "== ember objdump $out/proto_count.bpf.o --no-bytes"
 "$ember" objdump "$out/proto_count.bpf.o" --no-bytes

@@ -354,6 +354,13 @@ TEST(Cli, VerifyExplainsVerdicts) {
   EXPECT_TRUE(has(verbose, "\n0: R1=ctx() R10=fp0\n")) << verbose.text.substr(0, 400);
   auto usage = ember("verify");
   EXPECT_EQ(usage.status, 2);
+  // ember run verifies what it runs; --unverified is the explicit way around.
+  auto refused = ember("run " + dir + "/btf_legacy_maps.bpf.o");
+  EXPECT_EQ(refused.status, 1) << refused.text;
+  EXPECT_TRUE(has(refused, "the verifier rejects it [pointer-leak]: instruction 12")) << refused.text;
+  auto forced = ember("run " + dir + "/btf_legacy_maps.bpf.o --unverified");
+  EXPECT_EQ(forced.status, 0) << forced.text;
+  EXPECT_TRUE(has(forced, "Return value: ")) << forced.text;
 }
 
 }  // namespace

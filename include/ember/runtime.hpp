@@ -86,6 +86,11 @@ class Runtime final : public MapResolver {
   MapPtr trace_pipe_;
 };
 
+struct LoadOptions {
+  bool verify = true;  // false: run unverified, in checked mode only
+  int log_level = 0;   // the verifier's (1: path and state of a rejection)
+};
+
 // A loaded program: its code as linked (maps named by index, for the
 // verifier, the disassembler and messages) and as it runs (map addresses).
 class Prog final : public HelperEnv {
@@ -105,7 +110,14 @@ class Prog final : public HelperEnv {
   // global data with its bytes) and its C source lines. Valid while the
   // object lives.
   VerifyInput verify_input() const;
-  // Runs the program once; opts.helper_env is set to this program.
+  // Whether it passed the verifier, and the verifier's statistics.
+  bool verified() const { return verified_; }
+  const VerifyStats& verify_stats() const { return verify_stats_; }
+  // Runs the program once; opts.helper_env is set to this program. A
+  // program that did not pass the verifier always runs in checked mode; a
+  // verified one runs unchecked when opts.checked is false and its input is
+  // what the verifier assumed (a syscall context at least as large as the
+  // bytes it reads; other program types' contexts are not built yet).
   Result<uint64_t> run(const RunInput& in, RunOptions opts = {}) const;
 
   // HelperEnv
@@ -126,6 +138,8 @@ class Prog final : public HelperEnv {
   std::unique_ptr<Interpreter> interp_;
   std::vector<MapPtr> maps_;
   std::vector<MemRegion> static_regions_;  // global data it may touch
+  bool verified_ = false;
+  VerifyStats verify_stats_;
 };
 
 class Object {
@@ -151,9 +165,11 @@ class Object {
   Result<std::span<uint8_t>> global_data(std::string_view section);
 
   // Creates the maps, resolves every map and global data reference, fills
-  // prog arrays and maps of maps from their `values`, and prepares each
-  // program to run. On error nothing stays behind in the runtime.
-  Status load();
+  // prog arrays and maps of maps from their `values`, verifies each program
+  // (unless opts.verify is false: an explicit choice, after which its
+  // programs run only in the interpreter's checked mode) and prepares it to
+  // run. On error nothing stays behind in the runtime.
+  Status load(const LoadOptions& opts = {});
 
   Map* map(std::string_view name) const;
   const std::vector<MapPtr>& maps() const { return maps_; }
@@ -168,6 +184,7 @@ class Object {
   Status add_data_sections();
   Status add_kconfig();
   Status prepare(Prog& p);
+  Status verify_prog(Prog& p, const LoadOptions& opts);
   struct Resolved {
     MapPtr map;
     uint64_t address;  // the map, or the byte of its value the reference names

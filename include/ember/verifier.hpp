@@ -76,6 +76,10 @@ struct VerifyInput {
   // that loads from it give known constants (as the kernel does for frozen
   // read-only maps).
   std::vector<std::vector<uint8_t>> rodata;
+  // Whether those bytes can no longer change (the kernel freezes .rodata at
+  // load). Only then do loads from them give constants; otherwise the bytes
+  // serve constant-string arguments alone.
+  bool rodata_frozen = false;
   const HelperTable* helpers = nullptr;  // null: default_helper_table()
   // >= 0: the program runs on a plain memory buffer, as bpf_conformance and
   // `ember run` of raw bytecode do: r1 points to mem_size bytes and r2 holds

@@ -259,6 +259,7 @@ int run_object_cmd(const Args& a) {
   }
   o.dump_maps = a.has("--dump-maps");
   o.json = a.has("-j") || a.has("--json");
+  o.unverified = a.has("--unverified");
   return run_object(a.positional[0], o);
 }
 
@@ -281,6 +282,7 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"--ctx-out", true},
                   {"--repeat", true},
                   {"--interp", false},
+                  {"--unverified", false},
                   {"--dump-maps", false},
                   {"-j", false},
                   {"--json", false}},
@@ -392,7 +394,7 @@ const std::vector<Command>& commands() {
        cmd_disasm},
       {"run", "run a program (raw code, or a program of an object with its maps) and print its result",
        "usage: ember run OBJ [--prog NAME] [--ctx-in F] [--data-in F] [--data-out F] [--ctx-out F]\n"
-       "                 [--repeat N] [--interp] [--dump-maps] [-j]\n"
+       "                 [--repeat N] [--interp] [--unverified] [--dump-maps] [-j]\n"
        "  Loads the ELF object OBJ (built by clang -target bpf) with its maps and global\n"
        "  data, runs one program like BPF_PROG_TEST_RUN and prints its return value and\n"
        "  mean duration (bpftool prog run's format), the data after the run, and with\n"
@@ -403,7 +405,9 @@ const std::vector<Command>& commands() {
        "  --data-in F     the packet or memory: r1 = the data, r2 = its length\n"
        "  --repeat N      run N times; the duration is the mean\n"
        "  --interp        the interpreter (the only engine until the JIT lands)\n"
-       "  Programs run in the interpreter's checked mode until the verifier lands.\n"
+       "  --unverified    run it although the verifier rejects it (or without asking)\n"
+       "  The program runs only after the verifier accepts it (`ember verify` shows\n"
+       "  why not), and in the interpreter's checked mode either way for now.\n"
        "\n"
        "usage: ember run FILE [--mem HEX | --mem-file F] [--trace] [--budget N] [--seed N]\n"
        "                 [--format auto|raw|hex|asm|elf] [--section NAME]\n"

@@ -12,6 +12,7 @@
 #include "cli/map_format.hpp"
 #include "ember/ringbuf.hpp"
 #include "ember/runtime.hpp"
+#include "ember/verifier.hpp"
 
 namespace ember::cli {
 namespace {
@@ -56,9 +57,22 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
   Runtime rt;
   auto obj = Object::open_file(rt, path);
   if (!obj) return error(obj.error().message);
-  if (auto st = (*obj)->load(); !st) return error(st.error().message);
+  // Every program is loaded; the one that runs must pass the verifier first
+  // (libbpf would refuse the whole object; running one program of it is
+  // what BPF_PROG_TEST_RUN on that program needs).
+  LoadOptions lo;
+  lo.verify = false;
+  if (auto st = (*obj)->load(lo); !st) return error(st.error().message);
   auto prog = pick_program(**obj, o.prog);
   if (!prog) return error(prog.error().message, 2);
+  if (!o.unverified) {
+    VerifyResult r = verify((*prog)->code(), (*prog)->verify_input());
+    if (!r.ok)
+      return error(path + ": section " + (*prog)->section() + ", program " + (*prog)->name() +
+                   ": the verifier rejects it [" + std::string(reason_name(r.reason)) + "]: " + r.message +
+                   (r.state.empty() ? "" : "\n  state: " + r.state) +
+                   "\n  (`ember verify` explains more; --unverified runs it anyway, in checked mode)");
+  }
 
   std::vector<uint8_t> data = o.data_in, ctx = o.ctx_in;
   RunInput in;
@@ -70,7 +84,10 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
     in = RunInput::memory(data);
   }
   RunOptions ro;
-  ro.checked = true;  // until the verifier lands, programs from files run checked
+  // Checked either way for now: verified programs could run unchecked only
+  // on the contexts the verifier assumed, which Ember builds for syscall
+  // programs alone (Prog::run decides that for API callers).
+  ro.checked = true;
   ro.insn_budget = o.budget;
   ro.random_seed = o.seed;
   uint64_t r0 = 0;

@@ -15,6 +15,7 @@ struct ObjectRunOptions {
   uint64_t seed = 0;
   bool dump_maps = false;
   bool json = false;
+  bool unverified = false;  // skip the verifier (the run is checked either way)
 };
 
 int run_object(const std::string& path, const ObjectRunOptions& o);

@@ -99,7 +99,9 @@ int cmd_verify(const std::vector<std::string>& argv) {
   Runtime rt;
   auto obj = Object::open_file(rt, path);
   if (!obj) return error(obj.error().message);
-  if (auto st = (*obj)->load(); !st) return error(st.error().message);
+  LoadOptions lo;
+  lo.verify = false;  // verified below, one program at a time, with statistics
+  if (auto st = (*obj)->load(lo); !st) return error(st.error().message);
   std::vector<Prog*> progs = (*obj)->progs();
   if (!prog.empty()) {
     Prog* p = (*obj)->prog(prog);

@@ -242,7 +242,7 @@ Status Object::fill_init_slots() {
   return ok_status();
 }
 
-Status Object::load() {
+Status Object::load(const LoadOptions& opts) {
   if (loaded_) return fail(linked_.name, ": already loaded");
   auto attempt = [&]() -> Status {
     if (auto st = create_maps(); !st) return st;
@@ -252,6 +252,7 @@ Status Object::load() {
       p->rt_ = &rt_;
       p->linked_ = op;
       if (auto st = prepare(*p); !st) return st;
+      if (auto st = verify_prog(*p, opts); !st) return st;
       p->id_ = rt_.add_prog(p.get());
       progs_.push_back(std::move(p));
     }
@@ -294,6 +295,23 @@ std::vector<Prog*> Object::progs() const {
   std::vector<Prog*> out;
   for (auto& p : progs_) out.push_back(p.get());
   return out;
+}
+
+// The verifier's verdict before anything runs; a rejection is a load error
+// that names the object, section, program, instruction and source line.
+Status Object::verify_prog(Prog& p, const LoadOptions& opts) {
+  if (!opts.verify) return ok_status();
+  VerifyInput in = p.verify_input();
+  in.log_level = opts.log_level;
+  VerifyResult r = verify(p.code_, in);
+  p.verify_stats_ = r.stats;
+  if (r.ok) {
+    p.verified_ = true;
+    return ok_status();
+  }
+  return fail(linked_.name, ": section ", p.section(), ", program ", p.name(), ": the verifier rejects it [",
+              reason_name(r.reason), "]: ", r.message, r.state.empty() ? "" : "\n  state: " + r.state,
+              r.log.empty() ? "" : "\n" + r.log);
 }
 
 VerifyInput Prog::verify_input() const {

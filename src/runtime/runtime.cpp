@@ -113,6 +113,9 @@ void Runtime::release_prog(uint32_t id) {
 
 Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts) const {
   opts.helper_env = const_cast<Prog*>(this);
+  // Unchecked only where the verifier's proof holds for this input.
+  bool faithful = type() == ProgType::Syscall && (in.ctx_size >= verify_stats_.max_ctx_offset);
+  if (!verified_ || !faithful) opts.checked = true;
   auto r = interp_->run(in, opts);
   if (r) return r;
   // Faults name "instruction N (...)": add N's C source line when BTF has it.

@@ -305,7 +305,7 @@ Step Analyzer::access(State& s, int regno, int32_t off, int size, Access kind, c
   }
   *loaded = Reg::scalar(Scalar::of_width(static_cast<uint8_t>(size)));
   // Frozen read-only data (.rodata) gives the bytes it holds.
-  if (p.kind == Kind::MapValue && p.val.is_const() && p.map < in_.rodata.size() &&
+  if (in_.rodata_frozen && p.kind == Kind::MapValue && p.val.is_const() && p.map < in_.rodata.size() &&
       !in_.rodata[p.map].empty()) {
     const auto& bytes = in_.rodata[p.map];
     int64_t o = p.off + off;
