@@ -84,9 +84,12 @@ int cmd_verify(const std::vector<std::string>& argv) {
     if (a == "--help" || a == "-h") return std::fputs(command_usage("verify"), stdout), 0;
     if ((a == "--prog" || a == "--section") && i + 1 < argv.size())
       prog = argv[++i];
-    else if (a == "--log-level" && i + 1 < argv.size())
-      log_level = std::atoi(argv[++i].c_str());
-    else if (a == "-j" || a == "--json")
+    else if (a == "--log-level" && i + 1 < argv.size()) {
+      const std::string& v = argv[++i];
+      if (v != "0" && v != "1" && v != "2")
+        return error("verify: --log-level takes 0, 1 or 2, not '" + v + "'", 2);
+      log_level = v[0] - '0';
+    } else if (a == "-j" || a == "--json")
       json = true;
     else if (a.starts_with("-"))
       return error("verify: unknown option '" + a + "'", 2);

@@ -92,7 +92,6 @@ bool is_end_for(const Reg& p, const Reg& e) {
 }  // namespace
 
 Step Analyzer::jump(State& s, const Inst& in, bool& done) {
-  (void)done;
   const OpInfo& info = in.info();
   if (info.form == Form::Ja || info.form == Form::Ja32) {
     s.pc = in.target;

@@ -78,20 +78,8 @@ bool tnums_meet(Tnum a, Tnum b) { return ((a.value ^ b.value) & ~a.mask & ~b.mas
 // [lo, hi] are mathematical results; keep them if one 2^width window holds
 // them all (unsigned windows start at multiples of 2^width, signed ones at
 // odd multiples of 2^(width-1)).
-template <class U>
-void wrap_u(i128 lo, i128 hi, Val<U>& r) {
-  constexpr int b = W<U>::kBits;
-  if ((lo >> b) == (hi >> b)) {
-    r.umin = static_cast<U>(lo);
-    r.umax = static_cast<U>(hi);
-  } else {
-    r.umin = 0;
-    r.umax = W<U>::kUMax;
-  }
-}
-
-template <class U>
-void wrap_u_unsigned(u128 lo, u128 hi, Val<U>& r) {
+template <class U, class Wide>
+void wrap_u(Wide lo, Wide hi, Val<U>& r) {
   constexpr int b = W<U>::kBits;
   if ((lo >> b) == (hi >> b)) {
     r.umin = static_cast<U>(lo);
@@ -221,7 +209,7 @@ Val<U> binop(AluOp op, const Val<U>& a, const Val<U>& b) {
       return r;
     case AluOp::Mul: {
       r.t = trunc_t<U>(a.t.mul(b.t));
-      wrap_u_unsigned(u128(a.umin) * u128(b.umin), u128(a.umax) * u128(b.umax), r);
+      wrap_u(u128(a.umin) * u128(b.umin), u128(a.umax) * u128(b.umax), r);  // unsigned: products exceed i128
       // A bilinear function's extremes on a rectangle are at its corners
       // (the kernel's scalar_min_max_mul checks the four products too).
       i128 c[4] = {i128(a.smin) * i128(b.smin), i128(a.smin) * i128(b.smax), i128(a.smax) * i128(b.smin),

@@ -332,6 +332,20 @@ long sys_bpf(int cmd, bpf_attr& attr) { return syscall(__NR_bpf, cmd, &attr, siz
 uint64_t ptr(const void* p) { return reinterpret_cast<uint64_t>(p); }
 std::string errno_text(int e) { return std::string(std::strerror(e)) + " (errno " + std::to_string(e) + ")"; }
 
+// BPF_BTF_LOAD of `bytes`; an error carries the kernel's BTF log.
+Result<Fd> load_btf(const std::vector<uint8_t>& bytes, const char* what) {
+  std::string log(1 << 16, '\0');
+  bpf_attr a{};
+  a.btf = ptr(bytes.data());
+  a.btf_size = static_cast<uint32_t>(bytes.size());
+  a.btf_log_buf = ptr(log.data());
+  a.btf_log_size = static_cast<uint32_t>(log.size());
+  a.btf_log_level = 1;
+  long fd = sys_bpf(BPF_BTF_LOAD, a);
+  if (fd < 0) return fail(what, ": ", errno_text(errno), ": ", log.c_str());
+  return Fd(static_cast<int>(fd));
+}
+
 // BTF for a map whose value holds a struct bpf_spin_lock at `lock_off`:
 // key an integer (or byte array) of key_size, value a struct of value_size.
 struct MapBtf {
@@ -352,16 +366,9 @@ Result<MapBtf> lock_btf(const MapSpec& m, uint32_t lock_off) {
     key = b.array(u8, idx, m.key_size);
   uint32_t value = b.struct_type("value", m.value_size, {{"lock", lock, lock_off * 8}});
   std::vector<uint8_t> bytes = b.bytes();
-  std::string log(1 << 16, '\0');
-  bpf_attr a{};
-  a.btf = ptr(bytes.data());
-  a.btf_size = static_cast<uint32_t>(bytes.size());
-  a.btf_log_buf = ptr(log.data());
-  a.btf_log_size = static_cast<uint32_t>(log.size());
-  a.btf_log_level = 1;
-  long fd = sys_bpf(BPF_BTF_LOAD, a);
-  if (fd < 0) return fail("BPF_BTF_LOAD: ", errno_text(errno), ": ", log.c_str());
-  return MapBtf{Fd(static_cast<int>(fd)), key, value};
+  auto fd = load_btf(bytes, "BPF_BTF_LOAD");
+  if (!fd) return fd.error();
+  return MapBtf{std::move(*fd), key, value};
 }
 
 Result<Fd> create_map(const MapSpec& m, int32_t lock_off) {
@@ -439,16 +446,9 @@ Result<ProgBtf> prog_btf(const std::vector<uint32_t>& starts) {
     out.info.push_back(bpf_func_info{starts[i], id});
   }
   std::vector<uint8_t> bytes = b.bytes();
-  std::string log(1 << 16, '\0');
-  bpf_attr a{};
-  a.btf = ptr(bytes.data());
-  a.btf_size = static_cast<uint32_t>(bytes.size());
-  a.btf_log_buf = ptr(log.data());
-  a.btf_log_size = static_cast<uint32_t>(log.size());
-  a.btf_log_level = 1;
-  long fd = sys_bpf(BPF_BTF_LOAD, a);
-  if (fd < 0) return fail("BPF_BTF_LOAD of the program's functions: ", errno_text(errno), ": ", log.c_str());
-  out.fd = Fd(static_cast<int>(fd));
+  auto fd = load_btf(bytes, "BPF_BTF_LOAD of the program's functions");
+  if (!fd) return fd.error();
+  out.fd = std::move(*fd);
   return out;
 }
 
