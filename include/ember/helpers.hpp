@@ -17,6 +17,8 @@ namespace ember {
 class MemoryGuard;
 class Map;
 class Interpreter;
+class JitProgram;
+struct HelperCall;
 struct RunInput;
 struct RunOptions;
 
@@ -36,6 +38,23 @@ class HelperEnv {
   // Where bpf_trace_printk and bpf_trace_vprintk lines go (a ring buffer
   // `ember tracelog` streams, like tracefs's trace_pipe); null: trace_out.
   virtual Map* trace_pipe() const { return nullptr; }
+  // The JIT code of a program that program_by_id() returned, if it was
+  // compiled: a tail call from JIT code continues there (else in the
+  // interpreter's fast mode).
+  virtual const JitProgram* jit_program(const Interpreter& prog) const {
+    (void)prog;
+    return nullptr;
+  }
+};
+
+// An engine other than the interpreter (the JIT) that runs program
+// functions for callbacks: HelperCall::invoke goes through it when set.
+class FunctionRunner {
+ public:
+  virtual Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const = 0;
+
+ protected:
+  ~FunctionRunner() = default;
 };
 
 // Argument and return kinds, named after the kernel's bpf_arg_type and
@@ -91,6 +110,8 @@ struct HelperCall {
   // The run that called the helper: callbacks (bpf_loop,
   // bpf_for_each_map_elem) run program functions through it.
   const Interpreter* interp = nullptr;
+  // Set while JIT code runs: callbacks run there instead of in `interp`.
+  const FunctionRunner* runner = nullptr;
   const RunInput* input = nullptr;
   const RunOptions* options = nullptr;
   int depth = 0;  // call frames in use, callbacks included (at most 8)

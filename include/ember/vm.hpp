@@ -119,6 +119,13 @@ class Interpreter {
   // use count against the limit of 8.
   Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const;
 
+  // For other engines (the JIT): the helper instruction `insn` calls (null
+  // if none), the helpers by id (callx), and continuing the run of `parent`
+  // in this program after a tail call with r1 = ctx.
+  HelperFn helper_at(size_t insn) const { return helper_fns_[insn]; }
+  std::span<const HelperFn> helpers_by_id() const { return helper_by_id_; }
+  Result<uint64_t> run_tail_call(HelperCall& parent, uint64_t ctx) const;
+
  private:
   struct Entry;
   Interpreter(const Program& prog, std::vector<HelperFn> fns);

@@ -105,11 +105,18 @@ Result<uint64_t> Interpreter::call_function(HelperCall& parent, size_t target, c
   return run_entry(*parent.input, *parent.options, e);
 }
 
+Result<uint64_t> Interpreter::run_tail_call(HelperCall& parent, uint64_t ctx) const {
+  // The target replaces the calling function: it runs at that frame's depth.
+  Entry e{0, {ctx, 0, 0, 0, 0}, &parent, parent.depth};
+  return run_entry(*parent.input, *parent.options, e);
+}
+
 Result<uint64_t> HelperCall::invoke(uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                     uint64_t r5) {
-  if ((fn & kFuncAddrMask) != kFuncAddrTag || !interp)
+  if ((fn & kFuncAddrMask) != kFuncAddrTag || (!interp && !runner))
     return fail("callback ", hex(fn), " is not a program function");
   const uint64_t args[5] = {r1, r2, r3, r4, r5};
+  if (runner) return runner->call_function(*this, fn & ~kFuncAddrMask, args);
   return interp->call_function(*this, fn & ~kFuncAddrMask, args);
 }
 
@@ -199,14 +206,18 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts, c
     else
       call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
   }
-  // Helpers see this run's interpreter while it runs (a tail call switches it).
+  // Helpers see this run's interpreter while it runs (a tail call switches
+  // it); callbacks run here, not in the JIT code that may have called it.
   const Interpreter* const caller_interp = call.interp;
+  const FunctionRunner* const caller_runner = call.runner;
   call.interp = this;
+  call.runner = nullptr;
   struct RestoreInterp {
     HelperCall& c;
     const Interpreter* i;
-    ~RestoreInterp() { c.interp = i; }
-  } restore_interp{call, caller_interp};
+    const FunctionRunner* r;
+    ~RestoreInterp() { c.interp = i, c.runner = r; }
+  } restore_interp{call, caller_interp, caller_runner};
 
   const ExecInsn* const base = Checked ? code_.data() : fast_code_.data();
   const size_t n = code_.size();

@@ -1,0 +1,103 @@
+// The x86-64 JIT: compiles a verified Program to native code. Same
+// semantics as the interpreter's fast mode (the reference: the JIT is tested
+// against it), same helper table, same RunInput/RunOptions.
+//
+// Only verified code: JitProgram::compile cannot tell whether its caller
+// ran the verifier, and the code it makes is as unchecked as the
+// interpreter's fast mode (a wild pointer is a wild native access). The
+// runtime compiles only programs that passed verify(); benchmarks of raw
+// programs say unsafe_unverified to take the responsibility themselves.
+//
+// Memory: code is written into a private read-write mapping, then made
+// read-only and executable before first use (never writable and executable
+// at once), and unmapped when the JitProgram is destroyed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ember/helpers.hpp"
+#include "ember/isa.hpp"
+#include "ember/result.hpp"
+#include "ember/vm.hpp"
+
+namespace ember {
+
+// Facts about one instruction that the JIT may rely on (the verifier knows
+// them; the JIT does not prove them). A wrong hint makes wrong code: pass
+// only what was proven.
+struct JitHint {
+  // Never executed: not compiled; a jump to it ends the run with an error.
+  bool dead = false;
+  // div/mod/sdiv/smod by a register that is never 0: no zero check.
+  bool nonzero_divisor = false;
+  // sdiv/smod by a register that is never -1: no INT_MIN / -1 check.
+  bool divisor_not_minus_one = false;
+};
+
+struct JitOptions {
+  // Constant blinding against JIT spraying (the kernel's bpf_jit_harden):
+  // every immediate is emitted xor'ed with a random key and un-xor'ed at
+  // run time. Shift counts (6 bits) and memory offsets are left as they
+  // are, as in the kernel.
+  bool blind_constants = false;
+  // The JIT compiles only verified code; compile() refuses programs with
+  // instructions no path reaches (the verifier would have) unless this is
+  // set. Benchmarks of raw programs set it to say the caller knows the
+  // program is unverified.
+  bool unsafe_unverified = false;
+  // Empty, or one per instruction slot of the program.
+  std::vector<JitHint> hints;
+  // The blinding keys' seed; 0: from the clock and the address space.
+  uint64_t blinding_seed = 0;
+};
+
+// Where the native code of one eBPF instruction starts, for
+// `ember disasm --jited` and for error messages.
+struct JitLine {
+  uint32_t insn;    // eBPF instruction index
+  uint32_t offset;  // byte offset into code()
+};
+
+namespace jit {
+struct Access;
+}
+
+class JitProgram {
+ public:
+  // `interp` supplies the helper bindings (and runs callbacks and tail
+  // calls into programs that are not compiled); it must outlive the
+  // JitProgram. Fails with a located message on an instruction the JIT
+  // cannot compile.
+  static Result<JitProgram> compile(const Interpreter& interp, const JitOptions& opts = {});
+
+  JitProgram(JitProgram&&) noexcept;
+  JitProgram& operator=(JitProgram&&) noexcept;
+  ~JitProgram();
+
+  // Runs the program once: r0. Unchecked (verified code only), like the
+  // interpreter's fast mode: opts.checked, insn_budget and trace are not
+  // used; call depth and tail-call limits are reported like the fast mode's.
+  // Callbacks (bpf_loop, bpf_for_each_map_elem) run in this JIT code; a
+  // tail call continues in the target's JIT code when
+  // opts.helper_env->jit_program() has one, else in the interpreter's fast
+  // mode.
+  Result<uint64_t> run(const RunInput& in, const RunOptions& opts = {}) const;
+
+  // The whole code: an entry trampoline, then the instructions (lines()),
+  // then out-of-line paths.
+  std::span<const uint8_t> code() const;
+  std::span<const JitLine> lines() const;
+  const Program& program() const;
+
+ private:
+  friend struct jit::Access;
+  struct Impl;
+  explicit JitProgram(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ember

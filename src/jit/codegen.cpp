@@ -1,0 +1,276 @@
+// The driver of code generation: which instructions are reachable, the
+// passes, the entry trampoline and the out-of-line stubs. The instruction
+// classes are in codegen_alu.cpp, codegen_jmp.cpp, codegen_mem.cpp and
+// codegen_call.cpp.
+#include "jit/codegen.hpp"
+
+#include <x86intrin.h>
+
+#include <cstring>
+
+#include "ember/asm.hpp"
+
+namespace ember::jit {
+
+namespace {
+
+HelperFn find_tail_call_helper() {
+  for (const HelperDef& d : map_helpers())
+    if (std::strcmp(d.name, "bpf_tail_call") == 0) return d.fn;
+  return nullptr;
+}
+
+}  // namespace
+
+Codegen::Codegen(const Program& prog, const Interpreter& interp, const JitOptions& opts)
+    : prog_(prog),
+      interp_(interp),
+      opts_(opts),
+      n_(prog.insts.size()),
+      off_(FrameOffsets::compute()),
+      tail_call_fn_(find_tail_call_helper()) {
+  exit_label_ = static_cast<int>(n_);
+  error_exit_label_ = exit_label_ + 1;
+  packet_fail_label_ = exit_label_ + 2;
+  tail_stub_label_ = exit_label_ + 3;
+  key_seed_ = opts.blinding_seed ? opts.blinding_seed
+                                 : (__rdtsc() ^ reinterpret_cast<uint64_t>(this) ^ 0x9E3779B97F4A7C15ull);
+}
+
+Error Codegen::unsupported(size_t i, const char* why) const {
+  return fail("instruction ", i, " (", disassemble_insn(prog_.insts[i], i), "): ", why);
+}
+
+bool Codegen::falls_through(const Inst& in) const {
+  Form f = in.info().form;
+  return f != Form::Exit && f != Form::Ja && f != Form::Ja32;
+}
+
+size_t Codegen::next_live(size_t i) const {
+  size_t j = i + (prog_.insts[i].op == Op::LDDW ? 2 : 1);
+  while (j < n_ && !live_[j]) ++j;
+  return j;
+}
+
+// Reachability from the entry, from every function a call names, and from
+// every function whose address ld_imm64 loads (callbacks, callx). What no
+// path reaches is not compiled; the verifier rejects such programs, so
+// without unsafe_unverified they are refused.
+Status Codegen::analyze() {
+  live_.assign(n_, 0);
+  target_.assign(n_, 0);
+  auto hinted_dead = [&](size_t i) { return !opts_.hints.empty() && opts_.hints[i].dead; };
+  std::vector<uint32_t> work;
+  auto reach = [&](size_t t) {
+    if (t < n_ && !live_[t] && !prog_.insts[t].second_half && !hinted_dead(t)) {
+      live_[t] = 1;
+      work.push_back(static_cast<uint32_t>(t));
+    }
+  };
+  auto enter = [&](size_t t) {
+    if (t < n_) target_[t] = 1;
+    reach(t);
+  };
+  bool has_callx = false;
+  for (const Inst& in : prog_.insts) has_callx |= in.op == Op::CALLX;
+  if (has_callx) {
+    // callx may name any function whose address the program holds.
+    for (const Inst& in : prog_.insts)
+      if (in.op == Op::LDDW && !in.second_half && (in.imm64 & kFuncAddrMask) == kFuncAddrTag)
+        enter(in.imm64 & ~kFuncAddrMask);
+  }
+  reach(0);
+  while (!work.empty()) {
+    size_t i = work.back();
+    work.pop_back();
+    const Inst& in = prog_.insts[i];
+    switch (in.info().form) {
+      case Form::Ja:
+      case Form::Ja32: enter(in.target); break;
+      case Form::JmpImm:
+      case Form::JmpReg:
+        enter(in.target);
+        reach(i + 1);
+        break;
+      case Form::CallLocal:
+        enter(in.target);
+        reach(i + 1);
+        break;
+      case Form::Exit: break;
+      case Form::LdImm64:
+        if (in.pseudo() == Pseudo::Func) enter(in.target);
+        reach(i + 2);
+        break;
+      default: reach(i + 1); break;
+    }
+  }
+  if (!opts_.unsafe_unverified) {
+    for (size_t i = 0; i < n_; ++i)
+      if (!live_[i] && !prog_.insts[i].second_half && !hinted_dead(i))
+        return unsupported(i,
+                           "no path reaches it, so the program cannot have passed the verifier (the JIT "
+                           "compiles verified code only; JitOptions::unsafe_unverified overrides)");
+  }
+  return ok_status();
+}
+
+int32_t Codegen::next_key() {
+  // xorshift64*: keys differ per immediate; never small (no imm8 forms).
+  key_state_ ^= key_state_ >> 12;
+  key_state_ ^= key_state_ << 25;
+  key_state_ ^= key_state_ >> 27;
+  uint64_t x = key_state_ * 0x2545F4914F6CDD1Dull;
+  return static_cast<int32_t>(static_cast<uint32_t>(x >> 32) | 0x40000000u);
+}
+
+void Codegen::load_imm(Reg r, int32_t imm, bool w) {
+  if (!blinding()) {
+    if (w)
+      e_.mov_imm(r, static_cast<uint64_t>(static_cast<int64_t>(imm)));
+    else
+      e_.mov_imm(r, static_cast<uint32_t>(imm));
+    return;
+  }
+  // The kernel's bpf_jit_blind_constants: the code holds imm ^ key and key,
+  // never imm. Sign extension commutes with xor, so the 64-bit form is
+  // sext(imm ^ key) ^ sext(key).
+  int32_t key = next_key();
+  if (w)
+    e_.mov_simm(r, imm ^ key);
+  else
+    e_.mov_imm(r, static_cast<uint32_t>(imm ^ key));
+  e_.alu(Alu::Xor, w, r, key);
+}
+
+int Codegen::error_stub(ErrKind kind, uint32_t insn) {
+  int l = e_.new_label();
+  stubs_.push_back({l, kind, insn});
+  return l;
+}
+
+int Codegen::target_label(size_t target) {
+  if (target < n_ && live_[target]) return static_cast<int>(target);
+  return error_stub(kErrDeadInsn, static_cast<uint32_t>(target));
+}
+
+// Entry: uint64_t (*)(HelperCall* frame, const void* code). Saves the
+// callee-saved registers, loads r1-r5 and r10 from the frame, and calls the
+// code of the instruction where the run starts; that code's `exit` returns
+// here. The error exit restores rsp from the frame, from any call depth.
+void Codegen::emit_trampoline() {
+  e_.ensure(256);
+  static constexpr Reg kSaved[] = {RBP, RBX, R12, R13, R14, R15};
+  for (Reg r : kSaved) e_.push(r);  // with the return address: rsp = 8 mod 16
+  e_.mov(true, kCallReg, RDI);
+  e_.mov(true, kTmp, RSI);
+  e_.store(8, frame(off_.saved_rsp), RSP);
+  for (int r = 1; r <= 5; ++r)
+    e_.load(8, false, reg(static_cast<uint8_t>(r)), frame(off_.args + 8 * (r - 1)));
+  e_.load(8, false, RBP, frame(off_.fp));
+  // Registers start at 0, as in the interpreter.
+  for (Reg r : {RAX, RBX, R13, R14, R15}) e_.zero(r);
+  e_.call(kTmp);  // the code runs with rsp = 0 mod 16
+  e_.bind(exit_label_);
+  for (int k = 5; k >= 0; --k) e_.pop(kSaved[k]);
+  e_.ret();
+  e_.bind(error_exit_label_);
+  e_.load(8, false, RSP, frame(off_.saved_rsp));
+  e_.jmp(exit_label_);
+}
+
+void Codegen::emit_stubs() {
+  e_.ensure(64);
+  // A tail call succeeded: run the target, return its r0 from this function.
+  e_.bind(tail_stub_label_);
+  e_.mov(true, RDI, kCallReg);
+  e_.mov_imm(RAX, reinterpret_cast<uint64_t>(&tail_call_thunk));
+  e_.call(RAX);
+  e_.alu(Alu::Cmp, false, frame(off_.err_kind), 0);
+  e_.jcc(Cond::NE, error_exit_label_);
+  e_.ret();
+  // ld_abs/ld_ind out of bounds: the program ends with r0 = 0.
+  e_.bind(packet_fail_label_);
+  e_.zero(RAX);
+  e_.jmp(error_exit_label_);
+  for (const Stub& s : stubs_) {
+    e_.ensure(64);
+    e_.bind(s.label);
+    e_.store_imm(4, frame(off_.err_insn), static_cast<int32_t>(s.insn));
+    e_.store_imm(4, frame(off_.err_kind), static_cast<int32_t>(s.kind));
+    e_.jmp(error_exit_label_);
+  }
+}
+
+Result<size_t> Codegen::emit_insn(size_t i) {
+  const Inst& in = prog_.insts[i];
+  switch (in.info().form) {
+    case Form::AluImm:
+    case Form::AluReg:
+    case Form::AluUnary: return emit_alu(i);
+    case Form::Endian: emit_endian(in); return size_t{1};
+    case Form::Ja:
+    case Form::Ja32:
+    case Form::JmpImm:
+    case Form::JmpReg: return emit_jump(i);
+    case Form::Ldx:
+    case Form::St:
+    case Form::Stx: emit_load_store(in); return size_t{1};
+    case Form::Atomic: emit_atomic(in); return size_t{1};
+    case Form::LdImm64: emit_lddw(in); return size_t{2};
+    case Form::LdAbs:
+    case Form::LdInd: emit_packet_load(in); return size_t{1};
+    case Form::Call:
+    case Form::CallLocal:
+    case Form::CallX:
+      if (auto st = emit_call(i); !st) return st.error();
+      return size_t{1};
+    case Form::Exit: e_.ret(); return size_t{1};
+  }
+  return unsupported(i, "unknown instruction form");
+}
+
+Status Codegen::emit_pass() {
+  e_.begin_pass(n_ + 4);
+  stubs_.clear();
+  key_state_ = key_seed_ | 1;
+  emit_trampoline();
+  for (size_t i = 0; i < n_;) {
+    if (!live_[i]) {
+      ++i;
+      continue;
+    }
+    e_.ensure(512);
+    e_.bind(static_cast<int>(i));
+    auto used = emit_insn(i);
+    if (!used) return used.error();
+    // A fused pair: the second instruction starts where the first does.
+    for (size_t k = 1; k < *used; ++k) e_.bind(static_cast<int>(i + k));
+    const Inst& last = prog_.insts[prog_.insts[i].op == Op::LDDW ? i : i + *used - 1];
+    size_t next = i + *used;
+    if (falls_through(last) && next < n_ && !live_[next]) e_.jmp(target_label(next));
+    i = next;
+  }
+  emit_stubs();
+  return ok_status();
+}
+
+Result<CodegenOutput> Codegen::generate() {
+  if (auto st = analyze(); !st) return st.error();
+  // Every pass is valid code; later passes only make branches shorter.
+  constexpr int kMaxPasses = 10;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    if (auto st = emit_pass(); !st) return st.error();
+    if (e_.end_pass()) break;
+  }
+  CodegenOutput out;
+  out.code.assign(e_.data(), e_.data() + e_.size());
+  out.insn_offset.assign(n_, -1);
+  for (size_t i = 0; i < n_; ++i) {
+    if (!live_[i]) continue;
+    out.insn_offset[i] = e_.label_pos(static_cast<int>(i));
+    out.lines.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(out.insn_offset[i])});
+  }
+  return out;
+}
+
+}  // namespace ember::jit

@@ -1,0 +1,108 @@
+// Code generation: one eBPF program to x86-64 code, in passes over the
+// instructions until the branch sizes reach a fixed point (x86_emitter.hpp).
+//
+// Register mapping. eBPF r1-r5 live in the System V argument registers
+// after rdi, so that a helper call only loads rdi (= &HelperCall, kept in
+// r12) before `call`; the callee-saved r6-r9 and r10 live in callee-saved
+// registers, so they survive helper calls untouched:
+//   r0=rax r1=rsi r2=rdx r3=rcx r4=r8 r5=r9 r6=rbx r7=r13 r8=r14 r9=r15 r10=rbp
+// r11 and r10 (and rdi outside helper calls) are scratch. Shifts by a
+// register need cl (eBPF r3) and division needs rdx:rax (r2, r0): those
+// sequences move the operands around and restore what they borrowed.
+//
+// Frames. The eBPF code of a function ends in `ret`: the trampoline at the
+// start of the code calls the entry instruction, and a bpf-to-bpf call
+// pushes r6-r9 and r10, moves r10 down by 512 bytes and `call`s the callee.
+// The native stack stays 16-byte aligned at every call.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ember/jit.hpp"
+#include "jit/jit_frame.hpp"
+#include "jit/x86_emitter.hpp"
+
+namespace ember::jit {
+
+constexpr Reg kRegMap[kNumRegs] = {RAX, RSI, RDX, RCX, R8, R9, RBX, R13, R14, R15, RBP};
+constexpr Reg kCallReg = R12;  // &HelperCall (the JitFrame)
+constexpr Reg kTmp = R11;
+constexpr Reg kTmp2 = R10;
+constexpr Reg kTmp3 = RDI;
+
+// Called by JIT code after bpf_tail_call succeeded: runs the target, returns
+// its r0 (or records an error in the frame).
+uint64_t tail_call_thunk(HelperCall* call);
+
+struct CodegenOutput {
+  std::vector<uint8_t> code;
+  std::vector<JitLine> lines;
+  std::vector<int64_t> insn_offset;  // per instruction slot; -1: not compiled
+};
+
+class Codegen {
+ public:
+  Codegen(const Program& prog, const Interpreter& interp, const JitOptions& opts);
+  Result<CodegenOutput> generate();
+
+ private:
+  Status analyze();
+  Status emit_pass();
+  void emit_trampoline();
+  void emit_stubs();
+  // Each returns the number of instruction slots it consumed (fusions take
+  // two), or an error.
+  Result<size_t> emit_insn(size_t i);
+  size_t emit_alu(size_t i);
+  void emit_alu_reg(Op op, bool w, Reg dst, Reg src);
+  void emit_alu_imm(Op op, bool w, Reg dst, int32_t imm);
+  void emit_shift(Shift kind, bool w, Reg dst, Reg src);
+  void emit_divmod(size_t i, bool w, bool is_signed, bool is_mod, bool imm_form);
+  void emit_divide(bool w, bool is_signed, bool is_mod, Reg dst);
+  void emit_endian(const Inst& in);
+  size_t emit_jump(size_t i);
+  void emit_compare(const Inst& in, bool w);
+  void emit_load_store(const Inst& in);
+  void emit_atomic(const Inst& in);
+  void emit_lddw(const Inst& in);
+  void emit_packet_load(const Inst& in);
+  Status emit_call(size_t i);
+  void emit_local_call_via(Reg target, int label, size_t i);
+  void emit_callx(size_t i);
+
+  Reg reg(uint8_t bpf) const { return kRegMap[bpf]; }
+  Mem frame(int32_t offset) const { return Mem{kCallReg, offset}; }
+  bool blinding() const { return opts_.blind_constants; }
+  // r = imm, through a blinded pair of instructions when blinding
+  // (sign-extended to 64 bits when w).
+  void load_imm(Reg r, int32_t imm, bool w);
+  int32_t next_key();
+  // The label to jump to for instruction `target`: its own, or a stub that
+  // reports reaching a dead instruction.
+  int target_label(size_t target);
+  int error_stub(ErrKind kind, uint32_t insn);
+  size_t next_live(size_t i) const;
+  bool falls_through(const Inst& in) const;
+  Error unsupported(size_t i, const char* why) const;
+
+  const Program& prog_;
+  const Interpreter& interp_;
+  const JitOptions& opts_;
+  const size_t n_;
+  const FrameOffsets off_;
+  Emitter e_;
+  HelperFn tail_call_fn_ = nullptr;
+  std::vector<uint8_t> live_, target_;
+  // Labels after the n instruction labels, fixed for every pass.
+  int exit_label_, error_exit_label_, packet_fail_label_, tail_stub_label_;
+  struct Stub {
+    int label;
+    ErrKind kind;
+    uint32_t insn;
+  };
+  std::vector<Stub> stubs_;
+  uint64_t key_seed_ = 0, key_state_ = 0;
+};
+
+}  // namespace ember::jit

@@ -1,0 +1,189 @@
+// JitProgram: compile (codegen + sealed code memory) and run (the entry
+// trampoline on a JitFrame). Callbacks and tail calls are nested runs on the
+// caller's frame: HelperCall::invoke reaches call_function() below through
+// HelperCall::runner, and tail_call_thunk() is what JIT code calls after a
+// successful bpf_tail_call. A tail call continues in the target's JIT code
+// when the environment has one (HelperEnv::jit_program), else in the
+// interpreter's fast mode (Interpreter::run_tail_call).
+#include <x86intrin.h>
+
+#include <sstream>
+
+#include "ember/asm.hpp"
+#include "ember/jit.hpp"
+#include "jit/codegen.hpp"
+#include "jit/exec_memory.hpp"
+#include "jit/jit_frame.hpp"
+
+namespace ember {
+
+struct JitProgram::Impl final : FunctionRunner {
+  using EntryFn = uint64_t (*)(HelperCall* frame, const void* code);
+
+  const Interpreter* interp = nullptr;
+  jit::ExecMemory mem;
+  EntryFn entry = nullptr;
+  std::vector<JitLine> lines;
+  std::vector<uint64_t> code_table;  // per instruction slot: its code's address, 0 if not compiled
+
+  Result<uint64_t> execute(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
+  Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const override;
+  Error error_of(jit::JitFrame& f) const;
+};
+
+namespace jit {
+
+struct Access {
+  static Result<uint64_t> tail_call(const JitProgram& p, JitFrame& f, uint64_t ctx) {
+    const uint64_t args[5] = {ctx, 0, 0, 0, 0};
+    return p.impl_->execute(f, 0, args, f.depth);
+  }
+};
+
+uint64_t tail_call_thunk(HelperCall* call) {
+  auto& f = static_cast<JitFrame&>(*call);
+  const Interpreter* target = f.tail_target;
+  f.tail_target = nullptr;
+  const int depth = f.depth;
+  const JitProgram* jit = f.env ? f.env->jit_program(*target) : nullptr;
+  Result<uint64_t> r =
+      jit ? Access::tail_call(*jit, f, f.st.tail_ctx) : target->run_tail_call(f, f.st.tail_ctx);
+  f.depth = depth;  // the interpreter leaves its own depth there
+  if (!r) {
+    f.nested_error = r.error();
+    f.st.err_kind = kErrNested;
+    return 0;
+  }
+  return *r;
+}
+
+}  // namespace jit
+
+namespace {
+
+std::string hex(uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+}  // namespace
+
+Error JitProgram::Impl::error_of(jit::JitFrame& f) const {
+  const Program& prog = interp->program();
+  const uint32_t pc = f.st.err_insn;
+  auto at = [&](const std::string& what) {
+    return fail("instruction ", pc, " (", disassemble_insn(prog.insts[pc], pc), "): ", what);
+  };
+  switch (f.st.err_kind) {
+    case jit::kErrTooDeep:
+      return at("call depth exceeds " + std::to_string(kMaxCallFrames) + " frames (the kernel's limit)");
+    case jit::kErrCallx: {
+      uint64_t v = f.st.err_value;
+      if ((v & kFuncAddrMask) == kFuncAddrTag)
+        return at("callx to " + hex(v) + ", not an instruction of this program");
+      return at("callx to " + hex(v) + ": neither a helper id nor a function");
+    }
+    case jit::kErrNested: {
+      Error e = f.nested_error ? *f.nested_error : fail("tail call failed");
+      f.nested_error.reset();
+      return e;
+    }
+    default:
+      if (pc < prog.insts.size()) return at("reached an instruction the JIT hints said was dead");
+      return fail("JIT code reached instruction ", pc, ", which is not in the program");
+  }
+}
+
+Result<uint64_t> JitProgram::Impl::execute(jit::JitFrame& f, size_t pc, const uint64_t args[5],
+                                           int frames_below) const {
+  if (frames_below >= kMaxCallFrames)
+    return fail("call depth exceeds ", kMaxCallFrames, " frames (the kernel's limit), counting callbacks");
+  alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
+  const jit::JitState saved = f.st;
+  const int saved_depth = f.depth;
+  const Interpreter* const saved_interp = f.interp;
+  const FunctionRunner* const saved_runner = f.runner;
+  f.st = jit::JitState{};
+  f.st.code_table = code_table.data();
+  f.st.n_insns = code_table.size();
+  auto helpers = interp->helpers_by_id();
+  f.st.helpers = helpers.data();
+  f.st.n_helpers = helpers.size();
+  f.st.packet = f.input->packet.data();
+  f.st.packet_len = f.input->packet.size();
+  for (int r = 0; r < 5; ++r) f.st.args[r] = args[r];
+  f.st.fp = reinterpret_cast<uint64_t>(stack) + sizeof stack;
+  f.depth = frames_below;
+  f.interp = interp;
+  f.runner = this;
+  const uint64_t r0 = entry(&f, reinterpret_cast<const void*>(code_table[pc]));
+  Result<uint64_t> out = r0;
+  if (f.st.err_kind != jit::kErrNone) out = error_of(f);
+  f.st = saved;
+  f.depth = saved_depth;
+  f.interp = saved_interp;
+  f.runner = saved_runner;
+  return out;
+}
+
+Result<uint64_t> JitProgram::Impl::call_function(HelperCall& parent, size_t target,
+                                                 const uint64_t args[5]) const {
+  if (target >= code_table.size() || !code_table[target])
+    return fail("callback at instruction ", target, " is not an instruction of the program");
+  return execute(static_cast<jit::JitFrame&>(parent), target, args, parent.depth + 1);
+}
+
+JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JitProgram::JitProgram(JitProgram&&) noexcept = default;
+JitProgram& JitProgram::operator=(JitProgram&&) noexcept = default;
+JitProgram::~JitProgram() = default;
+
+Result<JitProgram> JitProgram::compile(const Interpreter& interp, const JitOptions& opts) {
+  const Program& prog = interp.program();
+  if (prog.insts.empty()) return fail("JIT: the program is empty");
+  if (!opts.hints.empty() && opts.hints.size() != prog.insts.size())
+    return fail("JIT hints: ", opts.hints.size(), " given for ", prog.insts.size(), " instruction slots");
+  jit::Codegen cg(prog, interp, opts);
+  auto out = cg.generate();
+  if (!out) return out.error();
+  auto mem = jit::ExecMemory::create(out->code);
+  if (!mem) return mem.error();
+  auto impl = std::make_unique<Impl>();
+  impl->interp = &interp;
+  impl->mem = std::move(*mem);
+  const auto base = reinterpret_cast<uint64_t>(impl->mem.data());
+  impl->entry = reinterpret_cast<Impl::EntryFn>(base);  // the trampoline is at offset 0
+  impl->code_table.assign(prog.insts.size(), 0);
+  for (size_t i = 0; i < prog.insts.size(); ++i)
+    if (out->insn_offset[i] >= 0) impl->code_table[i] = base + static_cast<uint64_t>(out->insn_offset[i]);
+  impl->lines = std::move(out->lines);
+  return JitProgram(std::move(impl));
+}
+
+Result<uint64_t> JitProgram::run(const RunInput& in, const RunOptions& opts) const {
+  // Nested runs in the interpreter (tail calls into programs without JIT
+  // code) run in its fast mode too.
+  RunOptions fast = opts;
+  fast.checked = false;
+  fast.trace = nullptr;
+  jit::JitFrame f;
+  f.env = opts.helper_env;
+  f.trace_out = opts.trace_out;
+  f.input = &in;
+  f.options = &fast;
+  f.attach_cookie = opts.attach_cookie;
+  f.func_ip = opts.func_ip;
+  if (opts.random_seed)
+    f.prandom_state = opts.random_seed;
+  else
+    f.prandom_state ^= static_cast<uint64_t>(__rdtsc());
+  const uint64_t args[5] = {reinterpret_cast<uint64_t>(in.ctx), in.ctx_size, 0, 0, 0};
+  return impl_->execute(f, 0, args, 0);
+}
+
+std::span<const uint8_t> JitProgram::code() const { return {impl_->mem.data(), impl_->mem.size()}; }
+std::span<const JitLine> JitProgram::lines() const { return impl_->lines; }
+const Program& JitProgram::program() const { return impl_->interp->program(); }
+
+}  // namespace ember

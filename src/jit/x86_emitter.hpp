@@ -1,0 +1,131 @@
+// An x86-64 instruction encoder with labels, for the JIT. Branches are
+// sized by passes: the first pass emits every forward branch with a 32-bit
+// displacement; each later pass makes a branch short (8-bit) when the
+// distance it had in the previous pass fits. Code only shrinks from pass to
+// pass, so a branch short in one pass stays short in the next, and the
+// layout reaches a fixed point (the kernel's x86 JIT iterates the same way).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ember::jit {
+
+enum Reg : uint8_t { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+
+// Condition codes, numbered as in the Jcc/SETcc encodings.
+enum class Cond : uint8_t { O, NO, B, AE, E, NE, BE, A, S, NS, P, NP, L, GE, LE, G };
+
+// The group-1 ALU operations, numbered as their /digit.
+enum class Alu : uint8_t { Add = 0, Or = 1, And = 4, Sub = 5, Xor = 6, Cmp = 7 };
+
+// The group-2 shifts, numbered as their /digit.
+enum class Shift : uint8_t { Rol = 0, Ror = 1, Shl = 4, Shr = 5, Sar = 7 };
+
+// [base + index * (1 << scale) + disp]; index < 0: none.
+struct Mem {
+  Reg base;
+  int32_t disp = 0;
+  int8_t index = -1;
+  uint8_t scale = 0;
+};
+
+class Emitter {
+ public:
+  // Starts a pass. Labels 0..fixed_labels-1 exist from the start (the JIT
+  // uses one per eBPF instruction); new_label() hands out the next ones in
+  // the same order every pass.
+  void begin_pass(size_t fixed_labels);
+  // Patches the branches of the pass; true when the layout is the same as
+  // the previous pass's (the fixed point).
+  bool end_pass();
+
+  size_t size() const { return len_; }
+  const uint8_t* data() const { return buf_.data(); }
+  // Makes room for `bytes` more bytes; call before each group of
+  // instructions (an eBPF instruction emits at most a few hundred).
+  void ensure(size_t bytes) {
+    if (len_ + bytes > buf_.size()) buf_.resize((len_ + bytes) * 2);
+  }
+
+  int new_label();
+  void bind(int label);
+  // The label's offset in the code of the last pass, or -1 if unbound.
+  int64_t label_pos(int label) const { return pos_[label]; }
+
+  // op dst, src / op dst, imm / op [m], src / op dst, [m] / op [m], imm
+  void alu(Alu op, bool w, Reg dst, Reg src);
+  void alu(Alu op, bool w, Reg dst, int32_t imm);
+  void alu(Alu op, bool w, const Mem& m, Reg src, bool lock = false);
+  void alu(Alu op, bool w, Reg dst, const Mem& m);
+  void alu(Alu op, bool w, const Mem& m, int32_t imm);
+  void test(bool w, Reg a, Reg b);
+  void test(bool w, Reg a, int32_t imm);
+  void mov(bool w, Reg dst, Reg src);
+  // dst = value, the shortest encoding that does not touch the flags.
+  void mov_imm(Reg dst, uint64_t value);
+  void mov_imm32(Reg dst, uint32_t value) { mov_imm(dst, value); }
+  // dst = sign-extended imm (REX.W C7): 7 bytes whatever the value.
+  void mov_simm(Reg dst, int32_t imm);
+  void zero(Reg r) { alu(Alu::Xor, false, r, r); }  // xor r32, r32 (clobbers the flags)
+  // Loads of 1, 2, 4, 8 bytes, zero- or sign-extended to 64 bits.
+  void load(int size, bool sign, Reg dst, const Mem& m);
+  void store(int size, const Mem& m, Reg src);
+  void store_imm(int size, const Mem& m, int32_t imm);
+  void lea(Reg dst, const Mem& m);
+  void shift(Shift op, bool w, Reg dst, uint8_t count);
+  void shift_cl(Shift op, bool w, Reg dst);
+  void imul(bool w, Reg dst, Reg src);
+  void imul(bool w, Reg dst, Reg src, int32_t imm);
+  void neg(bool w, Reg r);
+  void div(bool w, bool is_signed, Reg divisor);
+  void sign_extend_rax(bool w);  // cqo / cdq
+  void movsx(int from_bits, bool w, Reg dst, Reg src);
+  void movzx(int from_bits, Reg dst, Reg src);
+  void bswap(bool w, Reg r);
+  void rol16_by8(Reg r);  // swaps the two low bytes
+  void xadd(bool w, const Mem& m, Reg src);
+  void xchg(bool w, const Mem& m, Reg src);
+  void cmpxchg(bool w, const Mem& m, Reg src);
+  void inc32(const Mem& m);
+  void dec32(const Mem& m);
+  void push(Reg r);
+  void pop(Reg r);
+  void ret() { put(0xc3); }
+  void call(Reg r);
+  void jmp(Reg r);
+  void jcc(Cond c, int label);
+  void jmp(int label);
+  void call(int label);  // rel32 call
+
+ private:
+  void put(uint8_t b) { buf_[len_++] = b; }
+  void put16(uint16_t v);
+  void put32(uint32_t v);
+  void put64(uint64_t v);
+  void rex(bool w, int reg, int index, int base, bool byte_regs);
+  void modrm_mem(int reg, const Mem& m);
+  // [prefix] [REX] [0F] opcode modrm: the register-direct and memory forms.
+  void enc(uint8_t prefix, bool w, bool ext, uint8_t opc, int reg, Reg rm, bool byte_regs = false);
+  void enc(uint8_t prefix, bool w, bool ext, uint8_t opc, int reg, const Mem& m, bool byte_regs = false);
+  void branch(int opcode_short, int label);
+
+  struct Fixup {
+    size_t at;   // displacement field
+    size_t end;  // end of the instruction
+    int label;
+    bool short_;
+  };
+  std::vector<uint8_t> buf_;
+  size_t len_ = 0;
+  std::vector<int64_t> pos_, prev_pos_;
+  size_t fixed_labels_ = 0;
+  size_t next_label_ = 0;
+  std::vector<int64_t> jump_at_, prev_jump_at_;  // where each branch started, in order
+  std::vector<Fixup> fixups_;
+  size_t prev_size_ = 0;
+  int passes_ = 0;
+};
+
+}  // namespace ember::jit
