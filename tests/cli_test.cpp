@@ -364,3 +364,109 @@ TEST(Cli, VerifyExplainsVerdicts) {
 }
 
 }  // namespace
+
+#include <filesystem>
+#include <iterator>
+#include <sstream>
+
+namespace {
+
+std::string bpf_obj(const std::string& name) {
+  return std::string(EMBER_BPF_OBJ_DIR) + "/" + name + ".bpf.o";
+}
+
+// ember run: the JIT for a verified syscall program on a large enough
+// context, the interpreter with --interp, checked mode for --unverified;
+// the output says which.
+TEST(Cli, RunReportsTheEngine) {
+  std::string ctx = temp_file("calls_ctx", std::string("\x03\0\0\0\0\0\0\0", 8) + std::string(24, '\0'));
+  std::string obj = bpf_obj("subprograms");
+  auto jit = ember("run " + obj + " --ctx-in " + ctx + " --ctx-out " + ctx + ".jit");
+  EXPECT_EQ(jit.status, 0) << jit.text;
+  EXPECT_TRUE(has(jit, "Engine: jit (x86-64)\n")) << jit.text;
+  auto interp = ember("run " + obj + " --ctx-in " + ctx + " --ctx-out " + ctx + ".interp --interp");
+  EXPECT_EQ(interp.status, 0) << interp.text;
+  EXPECT_TRUE(has(interp, "Engine: interpreter, fast mode (--interp)\n")) << interp.text;
+  std::ifstream a(ctx + ".jit", std::ios::binary), b(ctx + ".interp", std::ios::binary);
+  std::string out_jit((std::istreambuf_iterator<char>(a)), {}),
+      out_interp((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(out_jit.size(), 32u);
+  EXPECT_EQ(out_jit, out_interp) << "both engines write the same results into the context";
+  auto unverified = ember("run " + obj + " --ctx-in " + ctx + " --unverified -j");
+  EXPECT_EQ(unverified.status, 0) << unverified.text;
+  EXPECT_TRUE(has(unverified, "\"engine\":\"interpreter\",\"checked\":true,\"engine_note\":\"not verified\""))
+      << unverified.text;
+  auto json = ember("run " + obj + " --ctx-in " + ctx + " -j");
+  EXPECT_TRUE(has(json, "\"engine\":\"jit\",\"checked\":false}")) << json.text;
+  // Not a syscall program: checked mode, and why.
+  auto tc = ember("run " + bpf_obj("multi_prog") + " --section tc --mem 05070000");
+  EXPECT_EQ(tc.status, 0) << tc.text;
+  EXPECT_TRUE(has(tc, "Engine: interpreter, checked mode (the verifier's context for sched_cls")) << tc.text;
+}
+
+// ember disasm --jited: every eBPF instruction `ember objdump` lists, each
+// followed by its native code, which decodes without invalid bytes.
+TEST(Cli, DisasmJitedListsEveryInstructionAndItsCode) {
+  std::string obj = bpf_obj("subprograms");
+  auto jited = ember("disasm --jited " + obj + " --prog calls");
+  ASSERT_EQ(jited.status, 0) << jited.text;
+  auto dump = ember("objdump " + obj + " --prog calls --no-bytes --no-source");
+  ASSERT_EQ(dump.status, 0) << dump.text;
+  std::istringstream lines(dump.text);
+  std::string line;
+  int insns = 0;
+  while (std::getline(lines, line)) {
+    // objdump: "%6zu:\t<insn>[  ; annotation]"; --jited: "%6u: <insn>".
+    size_t tab = line.find(":\t");
+    if (tab == std::string::npos || tab != 6) continue;
+    std::string text = line.substr(tab + 2);
+    if (text.empty()) continue;  // ld_imm64's second slot
+    text = text.substr(0, text.find("  ; "));
+    EXPECT_TRUE(has(jited, "\n" + line.substr(0, tab) + ": " + text + "\n")) << line;
+    ++insns;
+  }
+  EXPECT_GT(insns, 40);
+  EXPECT_TRUE(has(jited, "; int calls(struct args *a) { @ subprograms.bpf.c:")) << "BTF source lines";
+  EXPECT_TRUE(has(jited, " ret\n"));
+  EXPECT_FALSE(has(jited, "(invalid)"));
+  auto json = ember("disasm --jited " + obj + " -j");
+  EXPECT_EQ(json.status, 0) << json.text;
+  EXPECT_TRUE(has(json, "[{\"name\":\"calls\",\"section\":\"syscall\",\"type\":\"syscall\",\"jited_bytes\":"))
+      << json.text.substr(0, 200);
+  EXPECT_TRUE(has(json, "\"ebpf\":\"r6 = r1\",\"src\":")) << json.text.substr(0, 2000);
+  EXPECT_TRUE(has(json, "\"operation\":\"ret\",\"operands\":[],\"opcodes\":[\"0xc3\"]"));
+}
+
+// Every program of the corpus that the verifier accepts compiles, and its
+// code decodes as x86-64 from start to end.
+TEST(Cli, DisasmJitedDecodesTheWholeCorpus) {
+  int programs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(EMBER_BPF_OBJ_DIR)) {
+    if (!e.path().string().ends_with(".bpf.o")) continue;
+    auto o = ember("disasm --jited " + e.path().string() + " --no-bytes");
+    EXPECT_FALSE(has(o, "(invalid)")) << e.path();
+    EXPECT_FALSE(has(o, "JIT failed")) << o.text;
+    for (size_t at = o.text.find("bytes of x86-64 code:"); at != std::string::npos;
+         at = o.text.find("bytes of x86-64 code:", at + 1))
+      ++programs;
+  }
+  EXPECT_GE(programs, 30);
+}
+
+TEST(Cli, DisasmJitedBadInput) {
+  auto missing = ember("disasm --jited " + bpf_obj("subprograms") + " --prog nosuch");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_TRUE(has(missing, "no program named 'nosuch'; the object has:\n  calls (SEC(\"syscall\"))"))
+      << missing.text;
+  auto rejected = ember("disasm --jited " + bpf_obj("btf_legacy_maps"));
+  EXPECT_EQ(rejected.status, 1);
+  EXPECT_TRUE(has(rejected, "the verifier rejects it [pointer-leak]")) << rejected.text;
+  EXPECT_TRUE(has(rejected, "the JIT compiles only verified programs")) << rejected.text;
+  auto no_jited = ember("disasm " + bpf_obj("subprograms") + " --prog calls");
+  EXPECT_EQ(no_jited.status, 2);
+  EXPECT_TRUE(has(no_jited, "-j and --prog go with --jited")) << no_jited.text;
+  auto raw = ember("disasm --jited /nonexistent.o");
+  EXPECT_EQ(raw.status, 1);
+}
+
+}  // namespace

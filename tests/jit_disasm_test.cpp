@@ -30,27 +30,27 @@ const std::vector<uint8_t> kCode = {0x55, 0x48, 0x89, 0xe5, 0x48, 0xc7, 0xc0,
 
 TEST(JitDisasm, GroupsNativeCodeByEbpfInstruction) {
   Program p = program("mov %r0, 1\nexit\n");
-  std::vector<CodeLine> lines = {{0, 4}, {1, 11}};
+  std::vector<JitLine> lines = {{0, 4}, {1, 11}};
   auto blocks = jit_listing(kCode, lines, p);
   ASSERT_EQ(blocks.size(), 3u);
   EXPECT_FALSE(blocks[0].insn.has_value()) << "code before instruction 0 is the prologue";
   EXPECT_EQ(texts(blocks[0]), (std::vector<std::string>{"push %rbp", "mov %rsp, %rbp"}));
   EXPECT_EQ(blocks[1].insn, 0u);
-  EXPECT_EQ(texts(blocks[1]), (std::vector<std::string>{"mov $0x01, %rax"}));
+  EXPECT_EQ(texts(blocks[1]), (std::vector<std::string>{"mov $0x1, %rax"}));
   EXPECT_EQ(blocks[1].native[0].offset, 4u);
   EXPECT_EQ(blocks[1].native[0].bytes, (std::vector<uint8_t>{0x48, 0xc7, 0xc0, 1, 0, 0, 0}));
   EXPECT_EQ(blocks[1].native[0].operation, "mov");
-  EXPECT_EQ(blocks[1].native[0].operands, (std::vector<std::string>{"$0x01", "%rax"}));
+  EXPECT_EQ(blocks[1].native[0].operands, (std::vector<std::string>{"$0x1", "%rax"}));
   EXPECT_EQ(blocks[2].insn, 1u);
   EXPECT_EQ(texts(blocks[2]), (std::vector<std::string>{"leave", "ret"}));
 }
 
 TEST(JitDisasm, IntelSyntaxPutsTheDestinationFirst) {
   Program p = program("mov %r0, 1\nexit\n");
-  std::vector<CodeLine> lines = {{0, 4}, {1, 11}};
+  std::vector<JitLine> lines = {{0, 4}, {1, 11}};
   auto blocks = jit_listing(kCode, lines, p, AsmSyntax::Intel);
   ASSERT_EQ(blocks.size(), 3u);
-  EXPECT_EQ(texts(blocks[1]), (std::vector<std::string>{"mov rax, 0x01"}));
+  EXPECT_EQ(texts(blocks[1]), (std::vector<std::string>{"mov rax, 0x1"}));
 }
 
 TEST(JitDisasm, LdImm64IsOneInstructionAndEmptyBlocksKeepTheirPlace) {
@@ -59,7 +59,7 @@ TEST(JitDisasm, LdImm64IsOneInstructionAndEmptyBlocksKeepTheirPlace) {
   ASSERT_EQ(p.insts.size(), 4u);
   // movabs $0x100000000,%rax | ret
   std::vector<uint8_t> code = {0x48, 0xb8, 0, 0, 0, 0, 1, 0, 0, 0, 0xc3};
-  std::vector<CodeLine> lines = {{0, 0}, {1, 0}, {3, 10}};
+  std::vector<JitLine> lines = {{0, 0}, {1, 0}, {3, 10}};
   auto blocks = jit_listing(code, lines, p);
   ASSERT_EQ(blocks.size(), 3u) << "no prologue, no block for slot 2";
   EXPECT_EQ(blocks[0].insn, 0u);
@@ -74,7 +74,7 @@ TEST(JitDisasm, LdImm64IsOneInstructionAndEmptyBlocksKeepTheirPlace) {
 
 TEST(JitDisasm, InstructionWithoutALineSitsBeforeTheNextOne) {
   Program p = program("mov %r0, 1\nexit\n");
-  std::vector<CodeLine> lines = {{1, 11}};  // instruction 0 not named
+  std::vector<JitLine> lines = {{1, 11}};  // instruction 0 not named
   auto blocks = jit_listing(kCode, lines, p);
   ASSERT_EQ(blocks.size(), 3u);
   EXPECT_EQ(blocks[0].native.size(), 3u) << "the prologue runs up to the first line";
@@ -87,7 +87,7 @@ TEST(JitDisasm, UndecodableBytesAreListedOneAtATime) {
   Program p = program("exit\n");
   // 0x06 (push %es) does not exist in 64-bit mode; ret after it must still decode.
   std::vector<uint8_t> code = {0x06, 0xc3};
-  std::vector<CodeLine> lines = {{0, 0}};
+  std::vector<JitLine> lines = {{0, 0}};
   auto blocks = jit_listing(code, lines, p);
   ASSERT_EQ(blocks.size(), 1u);
   ASSERT_EQ(blocks[0].native.size(), 2u);
@@ -100,7 +100,7 @@ TEST(JitDisasm, UndecodableBytesAreListedOneAtATime) {
 
 TEST(JitDisasm, TextShowsSourceOnceEbpfAndNativeLines) {
   Program p = program("mov %r0, 1\nexit\n");
-  std::vector<CodeLine> lines = {{0, 4}, {1, 11}};
+  std::vector<JitLine> lines = {{0, 4}, {1, 11}};
   JitTextOptions opts;
   opts.source = [](size_t) { return std::string("; return 1; @ one.c:3"); };
   auto text = jit_listing_text(jit_listing(kCode, lines, p), p, opts);
@@ -110,7 +110,7 @@ TEST(JitDisasm, TextShowsSourceOnceEbpfAndNativeLines) {
       "\t     1:\t48 89 e5                      mov %rsp, %rbp",
       "; return 1; @ one.c:3",
       "     0: r0 = 0x1",
-      "\t     4:\t48 c7 c0 01 00 00 00          mov $0x01, %rax",
+      "\t     4:\t48 c7 c0 01 00 00 00          mov $0x1, %rax",
       "     1: exit",
       "\t     b:\tc9                            leave",
       "\t     c:\tc3                            ret",
@@ -120,7 +120,7 @@ TEST(JitDisasm, TextShowsSourceOnceEbpfAndNativeLines) {
   opts.source = nullptr;
   text = jit_listing_text(jit_listing(kCode, lines, p), p, opts);
   ASSERT_EQ(text.size(), 8u);
-  EXPECT_EQ(text[4], "\t     4:\tmov $0x01, %rax");
+  EXPECT_EQ(text[4], "\t     4:\tmov $0x1, %rax");
 }
 
 }  // namespace

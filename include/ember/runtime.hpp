@@ -6,7 +6,7 @@
 //   ember::Runtime rt;
 //   auto obj = ember::Object::open_file(rt, "counter.bpf.o");
 //   (*obj)->global_data(".rodata")  // set `const volatile` parameters here
-//   (*obj)->load();
+//   (*obj)->load();  // verifies, and compiles with the JIT where it can
 //   (*obj)->prog("count")->run(ember::RunInput::memory(packet));
 //   (*obj)->map("counts")->lookup(&key, &value);
 #pragma once
@@ -23,6 +23,7 @@
 
 #include "ember/helpers.hpp"
 #include "ember/isa.hpp"
+#include "ember/jit.hpp"
 #include "ember/map_def.hpp"
 #include "ember/maps.hpp"
 #include "ember/object.hpp"
@@ -65,6 +66,8 @@ class Runtime final : public MapResolver {
 
   const Prog* prog_by_id(uint32_t id) const;
   std::vector<const Prog*> progs() const;
+  // The program whose interpreter this is (tail calls find its JIT code).
+  const Prog* prog_by_interpreter(const Interpreter* interp) const;
 
   const HelperTable& helpers() const { return helpers_; }
   // bpf_trace_printk's ring buffer, named "trace_pipe"; null if disabled.
@@ -82,6 +85,7 @@ class Runtime final : public MapResolver {
   std::map<uint32_t, MapPtr> maps_;
   std::map<const void*, uint32_t> map_ids_;
   std::map<uint32_t, const Prog*> progs_;
+  std::map<const Interpreter*, const Prog*> prog_interps_;
   uint32_t next_map_id_ = 1, next_prog_id_ = 1;
   MapPtr trace_pipe_;
 };
@@ -89,6 +93,24 @@ class Runtime final : public MapResolver {
 struct LoadOptions {
   bool verify = true;  // false: run unverified, in checked mode only
   int log_level = 0;   // the verifier's (1: path and state of a rejection)
+  // Compile each verified program with the JIT as it is verified (x86-64
+  // Linux). A program the JIT cannot compile runs in the interpreter
+  // (Prog::jit_error() says why); unverified code never reaches the JIT.
+  bool jit = true;
+  bool blind_constants = false;  // JitOptions::blind_constants
+};
+
+// What runs a program: the x86-64 JIT, the default for verified programs, or
+// the interpreter (the reference semantics; checked mode for everything the
+// verifier has not proven safe).
+enum class Engine { Jit, Interpreter };
+std::string_view engine_name(Engine e);  // "jit", "interpreter"
+
+// How Prog::run runs a program on a given input, and why.
+struct RunPlan {
+  Engine engine;
+  bool checked;     // the interpreter's checked mode
+  std::string why;  // why not the JIT ("" when it is the JIT)
 };
 
 // A loaded program: its code as linked (maps named by index, for the
@@ -113,22 +135,36 @@ class Prog final : public HelperEnv {
   // Whether it passed the verifier, and the verifier's statistics.
   bool verified() const { return verified_; }
   const VerifyStats& verify_stats() const { return verify_stats_; }
+  // Verifies a program its object loaded with LoadOptions::verify false (as
+  // `ember run` does for the one program it runs); if it passes, it runs as
+  // if verified at load, JIT code included. Not while it runs elsewhere.
+  VerifyResult verify(int log_level = 0);
   // Runs the program once; opts.helper_env is set to this program. A
   // program that did not pass the verifier always runs in checked mode; a
   // verified one runs unchecked when opts.checked is false and its input is
   // what the verifier assumed (a syscall context at least as large as the
   // bytes it reads; other program types' contexts are not built yet).
-  Result<uint64_t> run(const RunInput& in, RunOptions opts = {}) const;
+  // Unchecked runs use the JIT code when there is some and `engine` is
+  // Engine::Jit, else the interpreter's fast mode; plan() says which.
+  Result<uint64_t> run(const RunInput& in, RunOptions opts = {}, Engine engine = Engine::Jit) const;
+  RunPlan plan(const RunInput& in, const RunOptions& opts, Engine engine = Engine::Jit) const;
+  // Its JIT code (null if not verified, not compiled or the JIT failed) and,
+  // when verified but without JIT code, why.
+  const JitProgram* jit() const { return jit_.get(); }
+  const std::string& jit_error() const { return jit_error_; }
 
   // HelperEnv
   Map* map_at(uint64_t ptr) const override;
   void grant_static(MemoryGuard& guard) const override;
   const Interpreter* program_by_id(uint32_t id) const override;
+  const JitProgram* jit_program(const Interpreter& prog) const override;
   Map* trace_pipe() const override { return rt_->trace_pipe().get(); }
 
  private:
   friend class Object;
   Prog() = default;
+  RunPlan choose(const RunInput& in, const RunOptions& opts, Engine engine) const;  // plan() without why
+  void compile_jit();
   const Object* obj_ = nullptr;
   const Runtime* rt_ = nullptr;
   uint32_t id_ = 0;
@@ -140,6 +176,10 @@ class Prog final : public HelperEnv {
   std::vector<MemRegion> static_regions_;  // global data it may touch
   bool verified_ = false;
   VerifyStats verify_stats_;
+  bool use_jit_ = true;  // LoadOptions::jit
+  bool blind_constants_ = false;
+  std::unique_ptr<JitProgram> jit_;  // declared after interp_, which it uses: freed first
+  std::string jit_error_;
 };
 
 class Object {

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/args.hpp"
+#include "cli/disasm_jited.hpp"
 #include "cli/io.hpp"
 #include "cli/run_object.hpp"
 #include "ember/asm.hpp"
@@ -158,10 +159,25 @@ int disasm_elf(const Args& a, const std::vector<uint8_t>& bytes) {
 
 int cmd_disasm(const std::vector<std::string>& argv) {
   int rc = 0;
-  auto a = parse("disasm", argv, {{"--format", true}, {"--section", true}, {"--no-bytes", false}}, rc);
+  auto a = parse("disasm", argv,
+                 {{"--format", true},
+                  {"--section", true},
+                  {"--no-bytes", false},
+                  {"--jited", false},
+                  {"--prog", true},
+                  {"-j", false},
+                  {"--json", false}},
+                 rc);
   if (!a) return rc;
   if (a->positional.size() != 1)
     return error("disasm: expected one FILE\n" + std::string(command("disasm").usage), 2);
+  bool json = a->has("-j") || a->has("--json");
+  if (a->has("--jited")) {
+    if (a->has("--format") || a->has("--section"))
+      return error("disasm: --jited takes an ELF object and --prog, not --format or --section", 2);
+    return disasm_jited({a->positional[0], a->get("--prog").value_or(""), json, !a->has("--no-bytes")});
+  }
+  if (json || a->has("--prog")) return error("disasm: -j and --prog go with --jited", 2);
   auto fmt = format_flag(*a);
   if (!fmt) return error(fmt.error().message, 2);
   auto bytes = read_file(a->positional[0]);
@@ -260,6 +276,7 @@ int run_object_cmd(const Args& a) {
   o.dump_maps = a.has("--dump-maps");
   o.json = a.has("-j") || a.has("--json");
   o.unverified = a.has("--unverified");
+  o.interp = a.has("--interp");
   return run_object(a.positional[0], o);
 }
 
@@ -388,9 +405,14 @@ const std::vector<Command>& commands() {
        cmd_asm},
       {"disasm", "disassemble raw bytecode or the code sections of an ELF object",
        "usage: ember disasm FILE [--format auto|raw|hex|asm|elf] [--section NAME] [--no-bytes]\n"
+       "       ember disasm --jited OBJ [--prog NAME] [--no-bytes] [-j]\n"
        "  Prints instructions in llvm-objdump syntax ('r0 = *(u32 *)(r1 + 0x4)').\n"
        "  FILE is raw bytecode, hex text, assembler text, or an ELF object built by\n"
-       "  clang -target bpf (every code section, or only --section NAME).\n",
+       "  clang -target bpf (every code section, or only --section NAME).\n"
+       "  --jited  the x86-64 code the JIT makes of each program of OBJ (or --prog\n"
+       "           NAME), verified first, in AT&T syntax under the eBPF instruction\n"
+       "           and C source line it comes from (bpftool prog dump jited linum);\n"
+       "           -j: JSON. Exit status 1 if a program is rejected or not compiled.\n",
        cmd_disasm},
       {"run", "run a program (raw code, or a program of an object with its maps) and print its result",
        "usage: ember run OBJ [--prog NAME] [--ctx-in F] [--data-in F] [--data-out F] [--ctx-out F]\n"
@@ -404,10 +426,14 @@ const std::vector<Command>& commands() {
        "  --ctx-in F      the context (r1) from a file, as for BPF_PROG_TYPE_SYSCALL\n"
        "  --data-in F     the packet or memory: r1 = the data, r2 = its length\n"
        "  --repeat N      run N times; the duration is the mean\n"
-       "  --interp        the interpreter (the only engine until the JIT lands)\n"
-       "  --unverified    run it although the verifier rejects it (or without asking)\n"
+       "  --interp        the interpreter instead of the JIT\n"
+       "  --unverified    run it although the verifier rejects it (or without asking):\n"
+       "                  in the interpreter's checked mode, never in the JIT\n"
        "  The program runs only after the verifier accepts it (`ember verify` shows\n"
-       "  why not), and in the interpreter's checked mode either way for now.\n"
+       "  why not), then in the x86-64 JIT (or with --interp the interpreter's fast\n"
+       "  mode) where the verifier's proof covers the input: syscall programs given a\n"
+       "  large enough --ctx-in; other program types run in checked mode for now.\n"
+       "  The output (and -j) says which engine ran and why.\n"
        "\n"
        "usage: ember run FILE [--mem HEX | --mem-file F] [--trace] [--budget N] [--seed N]\n"
        "                 [--format auto|raw|hex|asm|elf] [--section NAME]\n"

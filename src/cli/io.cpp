@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,29 @@
 #include "ember/object.hpp"
 
 namespace ember::cli {
+
+std::string json_text(const std::string& v) {
+  std::string s = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      s += '\\', s += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      s += buf;
+    } else {
+      s += c;
+    }
+  }
+  return s + "\"";
+}
+
+std::string source_comment(const BtfLineInfo& l) {
+  std::string src = l.source;
+  src.erase(0, src.find_first_not_of(" \t"));
+  std::string file = l.file.substr(l.file.find_last_of('/') + 1);
+  return "; " + src + " @ " + file + ":" + std::to_string(l.line);
+}
 
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/btf.hpp"
 #include "ember/isa.hpp"
 #include "ember/result.hpp"
 
@@ -28,5 +29,11 @@ struct LoadedCode {
 };
 Result<LoadedCode> load_code(const std::string& path, Format format, const std::string& section);
 Format detect_format(const std::vector<uint8_t>& bytes);
+
+// A JSON string literal: quotes, backslashes and control characters escaped.
+std::string json_text(const std::string& v);
+
+// "; the source text @ file.c:LINE", as `ember objdump` shows BTF line info.
+std::string source_comment(const BtfLineInfo& l);
 
 }  // namespace ember::cli

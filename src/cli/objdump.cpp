@@ -19,13 +19,6 @@ int error(const std::string& msg, int code = 1) {
   return code;
 }
 
-std::string source_comment(const BtfLineInfo& l) {
-  std::string src = l.source;
-  src.erase(0, src.find_first_not_of(" \t"));
-  std::string file = l.file.substr(l.file.find_last_of('/') + 1);
-  return "; " + src + " @ " + file + ":" + std::to_string(l.line);
-}
-
 void dump_program(const ObjectFile& obj, const ObjectProgram& p, bool source, bool bytes) {
   std::printf("%s (SEC(\"%s\"), %s), %zu instructions:\n", p.name.c_str(), p.section.c_str(),
               std::string(prog_type_name(p.type.def->prog_type)).c_str(), p.insns.size());

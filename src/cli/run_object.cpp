@@ -59,14 +59,19 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
   if (!obj) return error(obj.error().message);
   // Every program is loaded; the one that runs must pass the verifier first
   // (libbpf would refuse the whole object; running one program of it is
-  // what BPF_PROG_TEST_RUN on that program needs).
+  // what BPF_PROG_TEST_RUN on that program needs). The others are verified
+  // too, as tail calls from a verified program reach only verified ones;
+  // a rejection of one of them only keeps it out of reach.
   LoadOptions lo;
   lo.verify = false;
+  lo.jit = !o.interp;
   if (auto st = (*obj)->load(lo); !st) return error(st.error().message);
   auto prog = pick_program(**obj, o.prog);
   if (!prog) return error(prog.error().message, 2);
   if (!o.unverified) {
-    VerifyResult r = verify((*prog)->code(), (*prog)->verify_input());
+    for (Prog* other : (*obj)->progs())
+      if (other != *prog) (void)other->verify();
+    VerifyResult r = (*prog)->verify();
     if (!r.ok)
       return error(path + ": section " + (*prog)->section() + ", program " + (*prog)->name() +
                    ": the verifier rejects it [" + std::string(reason_name(r.reason)) + "]: " + r.message +
@@ -84,16 +89,18 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
     in = RunInput::memory(data);
   }
   RunOptions ro;
-  // Checked either way for now: verified programs could run unchecked only
-  // on the contexts the verifier assumed, which Ember builds for syscall
-  // programs alone (Prog::run decides that for API callers).
-  ro.checked = true;
+  // Unchecked where Prog::run finds the verifier's proof covers the input
+  // (verified, and a context like the one it assumed); checked otherwise.
+  ro.checked = false;
   ro.insn_budget = o.budget;
   ro.random_seed = o.seed;
+  Engine engine = o.interp ? Engine::Interpreter : Engine::Jit;
+  RunPlan plan = (*prog)->plan(in, ro, engine);
+  if (o.interp && !plan.checked) plan.why = "--interp";
   uint64_t r0 = 0;
   auto t0 = std::chrono::steady_clock::now();
   for (uint32_t i = 0; i < o.repeat; ++i) {
-    auto r = (*prog)->run(in, ro);
+    auto r = (*prog)->run(in, ro, engine);
     if (!r) return error(path + ": program " + (*prog)->name() + ": " + r.error().message);
     r0 = *r;
   }
@@ -113,7 +120,9 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
   if (!o.ctx_out.empty())
     if (auto st = write_file(o.ctx_out, ctx); !st) return error(st.error().message);
   if (o.json) {
-    std::printf("{\"retval\":%" PRIu64 ",\"duration\":%" PRIu64, r0, mean);
+    std::printf("{\"retval\":%" PRIu64 ",\"duration\":%" PRIu64 ",\"engine\":\"%s\",\"checked\":%s", r0, mean,
+                std::string(engine_name(plan.engine)).c_str(), plan.checked ? "true" : "false");
+    if (!plan.why.empty()) std::printf(",\"engine_note\":%s", json_text(plan.why).c_str());
     if (!data.empty()) std::printf(",\"data_out\":\"%s\"", hex_bytes(data.data(), data.size()).c_str());
     if (o.dump_maps) print_maps(**obj, true);
     std::printf("}\n");
@@ -122,6 +131,11 @@ int run_object(const std::string& path, const ObjectRunOptions& o) {
   // bpftool prog run's wording.
   std::printf("Return value: %" PRIu64 ", duration%s: %" PRIu64 "ns\n", r0, o.repeat > 1 ? " (average)" : "",
               mean);
+  std::printf("Engine: %s%s%s\n", plan.engine == Engine::Jit ? "jit (x86-64)" : "interpreter",
+              plan.engine == Engine::Jit ? ""
+              : plan.checked             ? ", checked mode"
+                                         : ", fast mode",
+              plan.why.empty() ? "" : (" (" + plan.why + ")").c_str());
   if (!data.empty() && o.data_out.empty())
     std::printf("Data out (%zu bytes):\n%s\n", data.size(), hex_bytes(data.data(), data.size()).c_str());
   if (o.dump_maps) print_maps(**obj, false);

@@ -15,7 +15,8 @@ struct ObjectRunOptions {
   uint64_t seed = 0;
   bool dump_maps = false;
   bool json = false;
-  bool unverified = false;  // skip the verifier (the run is checked either way)
+  bool unverified = false;  // skip the verifier: checked mode, never the JIT
+  bool interp = false;      // the interpreter, not the JIT
 };
 
 int run_object(const std::string& path, const ObjectRunOptions& o);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/io.hpp"
 #include "ember/runtime.hpp"
 #include "ember/verifier.hpp"
 
@@ -15,22 +16,6 @@ namespace {
 int error(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "ember: %s\n", msg.c_str());
   return code;
-}
-
-std::string json_text(const std::string& v) {
-  std::string s = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') {
-      s += '\\', s += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      s += buf;
-    } else {
-      s += c;
-    }
-  }
-  return s + "\"";
 }
 
 void print_text(const Prog& p, const VerifyResult& r, int log_level) {

@@ -19,6 +19,11 @@ class Decoder {
     ZydisFormatterInit(&fmt_,
                        syntax == AsmSyntax::Att ? ZYDIS_FORMATTER_STYLE_ATT : ZYDIS_FORMATTER_STYLE_INTEL);
     att_ = syntax == AsmSyntax::Att;
+    // objdump's style: lowercase hex, no zero padding ("$0x1", "jmp 0x58").
+    ZydisFormatterSetProperty(&fmt_, ZYDIS_FORMATTER_PROP_HEX_UPPERCASE, ZYAN_FALSE);
+    for (auto prop : {ZYDIS_FORMATTER_PROP_ADDR_PADDING_ABSOLUTE, ZYDIS_FORMATTER_PROP_ADDR_PADDING_RELATIVE,
+                      ZYDIS_FORMATTER_PROP_DISP_PADDING, ZYDIS_FORMATTER_PROP_IMM_PADDING})
+      ZydisFormatterSetProperty(&fmt_, prop, ZYDIS_PADDING_DISABLED);
   }
 
   // The instruction at `offset`; undecodable bytes come back one at a time,
@@ -76,11 +81,10 @@ class Decoder {
 // Where each instruction's code starts: its line, or for one without a
 // line, the start of the next instruction that has one (or the end).
 std::vector<std::pair<uint32_t, uint32_t>> block_starts(std::span<const uint8_t> code,
-                                                        std::span<const CodeLine> lines,
-                                                        const Program& prog) {
+                                                        std::span<const JitLine> lines, const Program& prog) {
   constexpr uint32_t kNone = UINT32_MAX;
   std::vector<uint32_t> start(prog.insts.size(), kNone);
-  for (const CodeLine& l : lines) {
+  for (const JitLine& l : lines) {
     assert(l.insn < prog.insts.size() && l.offset <= code.size());
     start[l.insn] = l.offset;
   }
@@ -112,7 +116,7 @@ std::string NativeInsn::text() const {
   return s;
 }
 
-std::vector<JitBlock> jit_listing(std::span<const uint8_t> code, std::span<const CodeLine> lines,
+std::vector<JitBlock> jit_listing(std::span<const uint8_t> code, std::span<const JitLine> lines,
                                   const Program& prog, AsmSyntax syntax) {
   auto starts = block_starts(code, lines, prog);
   std::vector<JitBlock> blocks;

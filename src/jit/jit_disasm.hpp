@@ -11,15 +11,9 @@
 #include <vector>
 
 #include "ember/isa.hpp"
+#include "ember/jit.hpp"
 
 namespace ember {
-
-// Where the native code of one eBPF instruction starts: JitProgram::lines()
-// (the same layout as JitLine in ember/jit.hpp).
-struct CodeLine {
-  uint32_t insn;    // eBPF instruction index
-  uint32_t offset;  // byte offset into the code
-};
 
 enum class AsmSyntax { Att, Intel };  // AT&T is what bpftool and objdump print
 
@@ -43,9 +37,11 @@ struct JitBlock {
 // native instruction to the eBPF instruction whose code it starts in, by
 // `lines`. Blocks come in code order. Every instruction of `prog` has a
 // block (the second half of an ld_imm64 is not an instruction); one that
-// emitted no code, or that `lines` omits, has an empty block placed at the
-// code of the next instruction that has one.
-std::vector<JitBlock> jit_listing(std::span<const uint8_t> code, std::span<const CodeLine> lines,
+// emitted no code, that shares its code with the next (a fused pair), or
+// that `lines` omits, has an empty block just before that next one. Code
+// after the last instruction's (the JIT's out-of-line paths) is listed
+// under the last instruction: `lines` does not say where it starts.
+std::vector<JitBlock> jit_listing(std::span<const uint8_t> code, std::span<const JitLine> lines,
                                   const Program& prog, AsmSyntax syntax = AsmSyntax::Att);
 
 struct JitTextOptions {

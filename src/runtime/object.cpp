@@ -251,6 +251,8 @@ Status Object::load(const LoadOptions& opts) {
       p->obj_ = this;
       p->rt_ = &rt_;
       p->linked_ = op;
+      p->use_jit_ = opts.jit;
+      p->blind_constants_ = opts.blind_constants;
       if (auto st = prepare(*p); !st) return st;
       if (auto st = verify_prog(*p, opts); !st) return st;
       p->id_ = rt_.add_prog(p.get());
@@ -301,17 +303,45 @@ std::vector<Prog*> Object::progs() const {
 // that names the object, section, program, instruction and source line.
 Status Object::verify_prog(Prog& p, const LoadOptions& opts) {
   if (!opts.verify) return ok_status();
-  VerifyInput in = p.verify_input();
-  in.log_level = opts.log_level;
-  VerifyResult r = verify(p.code_, in);
-  p.verify_stats_ = r.stats;
-  if (r.ok) {
-    p.verified_ = true;
-    return ok_status();
-  }
+  VerifyResult r = p.verify(opts.log_level);
+  if (r.ok) return ok_status();
   return fail(linked_.name, ": section ", p.section(), ", program ", p.name(), ": the verifier rejects it [",
               reason_name(r.reason), "]: ", r.message, r.state.empty() ? "" : "\n  state: " + r.state,
               r.log.empty() ? "" : "\n" + r.log);
+}
+
+VerifyResult Prog::verify(int log_level) {
+  VerifyInput in = verify_input();
+  in.log_level = log_level;
+  VerifyResult r = ember::verify(code_, in);
+  verify_stats_ = r.stats;
+  verified_ = r.ok;
+  jit_.reset();
+  jit_error_.clear();
+  if (r.ok) compile_jit();
+  return r;
+}
+
+// At verification, not at first run: a failure is known (and reported) before
+// anything runs, run() stays free of locks and first-run latency, and the
+// code goes with the Prog when its object unloads.
+void Prog::compile_jit() {
+#if defined(__x86_64__) && defined(__linux__)
+  if (!use_jit_) {
+    jit_error_ = "the JIT is off (LoadOptions::jit)";
+    return;
+  }
+  JitOptions jo;
+  jo.blind_constants = blind_constants_;
+  auto j = JitProgram::compile(*interp_, jo);
+  if (!j) {
+    jit_error_ = "the JIT failed, the interpreter runs it: " + j.error().message;
+    return;
+  }
+  jit_ = std::make_unique<JitProgram>(std::move(*j));
+#else
+  jit_error_ = "no JIT for this machine (x86-64 Linux only)";
+#endif
 }
 
 VerifyInput Prog::verify_input() const {

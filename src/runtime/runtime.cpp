@@ -101,22 +101,58 @@ uint32_t Runtime::add_prog(const Prog* p) {
   std::unique_lock lock(mu_);
   uint32_t id = next_prog_id_++;
   progs_[id] = p;
+  prog_interps_[&p->interpreter()] = p;
   republish();
   return id;
 }
 
+const Prog* Runtime::prog_by_interpreter(const Interpreter* interp) const {
+  std::shared_lock lock(mu_);
+  auto it = prog_interps_.find(interp);
+  return it == prog_interps_.end() ? nullptr : it->second;
+}
+
 void Runtime::release_prog(uint32_t id) {
   std::unique_lock lock(mu_);
+  if (auto it = progs_.find(id); it != progs_.end()) prog_interps_.erase(&it->second->interpreter());
   progs_.erase(id);
   republish();
 }
 
-Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts) const {
+std::string_view engine_name(Engine e) { return e == Engine::Jit ? "jit" : "interpreter"; }
+
+// The one decision both run() and plan() use. Unchecked only where the
+// verifier's proof holds for this input.
+RunPlan Prog::choose(const RunInput& in, const RunOptions& opts, Engine engine) const {
+  bool faithful = type() == ProgType::Syscall && in.ctx_size >= verify_stats_.max_ctx_offset;
+  if (!verified_ || !faithful || opts.checked || opts.trace) return {Engine::Interpreter, true, {}};
+  if (engine == Engine::Interpreter || !jit_) return {Engine::Interpreter, false, {}};
+  return {Engine::Jit, false, {}};
+}
+
+RunPlan Prog::plan(const RunInput& in, const RunOptions& opts, Engine engine) const {
+  RunPlan p = choose(in, opts, engine);
+  if (p.engine == Engine::Jit) return p;
+  if (!verified_)
+    p.why = "not verified";
+  else if (opts.checked || opts.trace)
+    p.why = "checked mode asked for";
+  else if (type() != ProgType::Syscall)
+    p.why = "the verifier's context for " + std::string(prog_type_name(type())) +
+            " programs is not built yet; only syscall programs run unchecked";
+  else if (p.checked)
+    p.why = "the context has " + std::to_string(in.ctx_size) + " bytes, the program reads up to " +
+            std::to_string(verify_stats_.max_ctx_offset);
+  else
+    p.why = engine == Engine::Interpreter ? "the interpreter asked for" : jit_error_;
+  return p;
+}
+
+Result<uint64_t> Prog::run(const RunInput& in, RunOptions opts, Engine engine) const {
   opts.helper_env = const_cast<Prog*>(this);
-  // Unchecked only where the verifier's proof holds for this input.
-  bool faithful = type() == ProgType::Syscall && (in.ctx_size >= verify_stats_.max_ctx_offset);
-  if (!verified_ || !faithful) opts.checked = true;
-  auto r = interp_->run(in, opts);
+  RunPlan p = choose(in, opts, engine);
+  opts.checked = p.checked;
+  auto r = p.engine == Engine::Jit ? jit_->run(in, opts) : interp_->run(in, opts);
   if (r) return r;
   // Faults name "instruction N (...)": add N's C source line when BTF has it.
   const std::string& msg = r.error().message;
@@ -137,9 +173,18 @@ void Prog::grant_static(MemoryGuard& guard) const {
     guard.grant(reinterpret_cast<const void*>(r.start), r.size, r.writable);
 }
 
+// A verified program tail-calls only verified ones, as the kernel's prog
+// arrays hold only loaded (verified) programs: the target runs in the
+// caller's mode, unchecked when the caller is (interpreter or JIT).
 const Interpreter* Prog::program_by_id(uint32_t id) const {
   const Prog* p = rt_->prog_by_id(id);
-  return p ? &p->interpreter() : nullptr;
+  if (!p || (verified_ && !p->verified_)) return nullptr;
+  return &p->interpreter();
+}
+
+const JitProgram* Prog::jit_program(const Interpreter& prog) const {
+  const Prog* p = rt_->prog_by_interpreter(&prog);
+  return p ? p->jit() : nullptr;
 }
 
 }  // namespace ember
