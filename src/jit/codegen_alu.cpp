@@ -50,11 +50,11 @@ size_t Codegen::emit_alu(size_t i) {
       if (d != s && i + 1 < n_ && live_[i + 1] && !target_[i + 1] && !blinding()) {
         const Inst& nx = prog_.insts[i + 1];
         if (nx.dst == in.dst && nx.op == Op::ADD64_IMM) {
-          e_.lea(d, Mem{s, nx.imm});
+          e_.lea(d, Mem{s, nx.imm}, true);
           return 2;
         }
         if (nx.dst == in.dst && nx.op == Op::ADD64_REG && nx.src != in.dst) {
-          e_.lea(d, Mem{s, 0, static_cast<int8_t>(reg(nx.src)), 0});
+          e_.lea(d, Mem{s, 0, static_cast<int8_t>(reg(nx.src)), 0}, true);
           return 2;
         }
       }
@@ -110,6 +110,12 @@ void Codegen::emit_alu_imm(Op op, bool w, Reg d, int32_t imm) {
       if (blinding()) {
         load_imm(kTmp, imm, w);
         e_.imul(w, d, kTmp);
+      } else if (imm > 0 && std::has_single_bit(static_cast<uint32_t>(imm))) {
+        emit_alu_imm(w ? Op::LSH64_IMM : Op::LSH32_IMM, w, d, std::countr_zero(static_cast<uint32_t>(imm)));
+      } else if (imm == 3 || imm == 5 || imm == 9) {  // lea d, [d + d * (imm - 1)]
+        e_.lea(d,
+               Mem{d, 0, static_cast<int8_t>(d), static_cast<uint8_t>(std::countr_zero(uint32_t(imm - 1)))},
+               w);
       } else {
         e_.imul(w, d, d, imm);
       }

@@ -7,6 +7,7 @@
 // interpreter's fast mode (Interpreter::run_tail_call).
 #include <x86intrin.h>
 
+#include <optional>
 #include <sstream>
 
 #include "ember/asm.hpp"
@@ -163,15 +164,19 @@ Result<JitProgram> JitProgram::compile(const Interpreter& interp, const JitOptio
 
 Result<uint64_t> JitProgram::run(const RunInput& in, const RunOptions& opts) const {
   // Nested runs in the interpreter (tail calls into programs without JIT
-  // code) run in its fast mode too.
-  RunOptions fast = opts;
-  fast.checked = false;
-  fast.trace = nullptr;
+  // code) run in its fast mode too. (A copy only when needed: RunOptions
+  // holds a std::function.)
+  std::optional<RunOptions> fast;
+  if (opts.checked || opts.trace) {
+    fast.emplace(opts);
+    fast->checked = false;
+    fast->trace = nullptr;
+  }
   jit::JitFrame f;
   f.env = opts.helper_env;
   f.trace_out = opts.trace_out;
   f.input = &in;
-  f.options = &fast;
+  f.options = fast ? &*fast : &opts;
   f.attach_cookie = opts.attach_cookie;
   f.func_ip = opts.func_ip;
   if (opts.random_seed)

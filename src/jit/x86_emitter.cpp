@@ -204,7 +204,7 @@ void Emitter::store_imm(int size, const Mem& m, int32_t imm) {
   }
 }
 
-void Emitter::lea(Reg dst, const Mem& m) { enc(0, true, false, 0x8d, dst, m); }
+void Emitter::lea(Reg dst, const Mem& m, bool w) { enc(0, w, false, 0x8d, dst, m); }
 
 void Emitter::shift(Shift op, bool w, Reg dst, uint8_t count) {
   if (count == 1) {

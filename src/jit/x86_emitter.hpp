@@ -73,7 +73,8 @@ class Emitter {
   void load(int size, bool sign, Reg dst, const Mem& m);
   void store(int size, const Mem& m, Reg src);
   void store_imm(int size, const Mem& m, int32_t imm);
-  void lea(Reg dst, const Mem& m);
+  // lea; w = false: the 32-bit result, zero-extended.
+  void lea(Reg dst, const Mem& m, bool w = true);
   void shift(Shift op, bool w, Reg dst, uint8_t count);
   void shift_cl(Shift op, bool w, Reg dst);
   void imul(bool w, Reg dst, Reg src);
