@@ -95,9 +95,10 @@ struct VerifyInput {
 
 struct VerifyStats {
   uint64_t insns_processed = 0;
-  uint64_t states = 0;       // states stored at pruning points
-  uint64_t peak_states = 0;  // stored states alive at once
-  uint64_t pruned = 0;       // paths cut because a stored state included them
+  uint64_t states = 0;           // states stored at pruning points
+  uint64_t peak_states = 0;      // stored states alive at once
+  uint64_t pruned = 0;           // paths cut because a stored state included them
+  uint64_t widen_fallbacks = 0;  // widened loops walked again one iteration at a time
   uint64_t time_ns = 0;
   uint64_t peak_memory = 0;     // bytes of abstract states at the peak
   uint32_t stack_depth = 0;     // deepest stack use of the main frame

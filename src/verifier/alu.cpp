@@ -53,6 +53,20 @@ const char* op_word(AluOp op) {
 
 bool unbounded(const Scalar& v) { return v.smin <= -kMaxVarOff || v.smax >= kMaxVarOff; }
 
+// A loop value moved by `by` (added, or subtracted when `sub`): its distance
+// from the loop head's value moves with it, while the amount is bounded.
+void move_delta(Reg& r, const Scalar& by, bool sub) {
+  constexpr int64_t kMax = int64_t{1} << 40;
+  if (!r.epoch) return;
+  if (by.smin <= -kMax || by.smax >= kMax) {
+    r.epoch = 0;
+    return;
+  }
+  r.dmin += sub ? -by.smax : by.smin;
+  r.dmax += sub ? -by.smin : by.smax;
+  if (r.dmin <= -kMax || r.dmax >= kMax) r.epoch = 0;
+}
+
 }  // namespace
 
 // dst OP= src where one side is a pointer.
@@ -101,6 +115,7 @@ static Step pointer_alu(Analyzer& a, State& s, const Inst& in, AluOp op, bool is
                      preg);
   const Scalar& off = (preg == in.dst ? src : dst).val;
   Reg res = ptr;
+  if (preg != in.dst) res.epoch = 0;  // number + pointer: a new value
   if (off.is_const()) {
     int64_t c = static_cast<int64_t>(off.const_value());
     int64_t n = op == AluOp::Add ? res.off + c : res.off - c;
@@ -109,6 +124,7 @@ static Step pointer_alu(Analyzer& a, State& s, const Inst& in, AluOp op, bool is
                        "pointer offset " + std::to_string(n) + " is out of the range the verifier tracks",
                        preg);
     res.off = static_cast<int32_t>(n);
+    move_delta(res, off, op == AluOp::Sub);
   } else {
     if (unbounded(off) && off.smin > -kMaxVarOff) {
       // Bounded below, not above: the pointer may leave its object.
@@ -130,6 +146,7 @@ static Step pointer_alu(Analyzer& a, State& s, const Inst& in, AluOp op, bool is
                            "): bound it with a comparison or a mask first",
                        preg == in.dst ? in.src : in.dst);
     res.val = alu(op, ptr.val, off, true);
+    move_delta(res, off, op == AluOp::Sub);
     if (unbounded(res.val))
       return fail_with(VerifyReason::PointerArith,
                        "pointer offset " + res.val.str() + " may grow without bound", preg);
@@ -178,8 +195,12 @@ Step Analyzer::alu(State& s, const Inst& in) {
         if (!sr.id) sr.id = new_id();
         id = sr.id;
       }
+      Reg from = src;
       dst = Reg::scalar(v);
       dst.id = id;
+      // A 32-bit copy of a value that fits in 32 bits is the value.
+      if (!movsx && (is64 || from.val.umax <= 0xffffffffull))
+        dst.epoch = from.epoch, dst.dslot = from.dslot, dst.dmin = from.dmin, dst.dmax = from.dmax;
     }
     dst.origin = src.kind == Kind::Scalar ? s.pc + 1 : src.origin;
     return std::nullopt;
@@ -187,6 +208,15 @@ Step Analyzer::alu(State& s, const Inst& in) {
   if (dst.kind == Kind::NotInit)
     return fail_with(VerifyReason::UninitReg, rname(in.dst) + " is read before it is set", in.dst);
   if (dst.kind != Kind::Scalar || src.kind != Kind::Scalar) return pointer_alu(*this, s, in, op, is64, src);
+  // Adding to or subtracting from a loop value keeps its distance from the
+  // loop head (32-bit too, when nothing wraps); anything else loses it.
+  bool add = op == AluOp::Add, sub = op == AluOp::Sub;
+  bool fits32 = add ? dst.val.umax <= 0xffffffffull && src.val.umax <= 0xffffffffull - dst.val.umax
+                    : sub && dst.val.umax <= 0xffffffffull && src.val.umax <= dst.val.umin;
+  if ((add || sub) && (is64 || fits32))
+    move_delta(dst, src.val, sub);
+  else
+    dst.epoch = 0;
   dst.val = verifier::alu(op, dst.val, src.val, is64);
   dst.id = 0;
   dst.origin = s.pc + 1;

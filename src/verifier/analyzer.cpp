@@ -71,6 +71,10 @@ bool Analyzer::prune(State& s, Step& err) {
       if (cp.hash == hash && state_includes(cp.st, s, cfg_.live, cfg_.precise, /*exact=*/true)) {
         bool same_call = callback_site && s.cb_again && cp.st.cb_seq == s.cb_seq;
         if (is_ancestor(&cp, s.parent) && !same_call) {
+          // Inside a widened loop, states repeat by design (the invariant is
+          // walked again); termination is the progress check's job there,
+          // and the budget catches the rest.
+          if (!s.loops.empty()) continue;
           err = fail_with(VerifyReason::UnboundedLoop,
                           "infinite loop: the program comes back to instruction " + std::to_string(s.pc) +
                               " in exactly the state it had there before, so it can repeat forever");
@@ -123,6 +127,183 @@ bool Analyzer::prune(State& s, Step& err) {
   ++stats_.states;
   stats_.peak_states = std::max(stats_.peak_states, ++live_states_);
   return false;
+}
+
+namespace {
+
+constexpr uint32_t kUnrollBeforeWidening = 8;
+
+const Reg* slot_reg(const Frame& f, int o) {
+  if (o < 10) return &f.regs[o];
+  int k = o - 10;
+  return f.slot[k * 8] == Slot::Spill ? &f.spill(k) : nullptr;
+}
+
+}  // namespace
+
+// The path failed inside a widened loop: drop everything explored from the
+// widened state (its pending paths and stored states) and walk the loop
+// from where widening started, without widening it again.
+bool Analyzer::fall_back(State& s) {
+  if (s.loops.empty()) return false;
+  uint32_t a = s.loops.back().attempt;
+  WidenAttempt& at = attempts_[a];
+  if (!at.live) return false;
+  at.live = false;
+  pending_.resize(at.pending);
+  auto from_attempt = [a](const State& st) {
+    for (const LoopRun& r : st.loops)
+      if (r.attempt == a) return true;
+    return false;
+  };
+  for (auto& list : visited_)
+    for (size_t i = 0; i < list.size(); ++i)
+      if (from_attempt(list[i]->st)) {
+        list[i] = std::move(list.back());
+        list.pop_back();
+        --i, --live_states_;
+      }
+  uint32_t head = at.pre.pc;
+  s = at.pre;
+  s.no_widen.push_back(head);
+  ++stats_.widen_fallbacks;
+  return true;
+}
+
+void Analyzer::leave_loops(State& s) {
+  for (size_t i = 0; i < s.head_visits.size(); ++i) {
+    const State::HeadVisits& v = s.head_visits[i];
+    if (v.frames != s.frames.size()) continue;
+    const std::vector<bool>* body = cfg_.loop_body(v.head);
+    if (body && !(*body)[s.pc]) s.head_visits.erase(s.head_visits.begin() + static_cast<long>(i--));
+  }
+  while (!s.loops.empty()) {
+    const LoopRun& run = s.loops.back();
+    if (s.frames.size() != run.frames) return;  // in a function the loop calls
+    const std::vector<bool>* body = cfg_.loop_body(run.head);
+    if (body && (*body)[s.pc]) return;
+    uint32_t epoch = run.epoch;
+    s.loops.pop_back();
+    for_each_reg(s, [epoch](Reg& r) {
+      if (r.epoch == epoch) r.epoch = 0;
+    });
+  }
+}
+
+void Analyzer::start_epoch(State& s, LoopRun& run, const State& pre, const EpochInfo* prev) {
+  run.epoch = new_id();
+  EpochInfo& ep = epochs_[run.epoch];
+  const Frame& pf = pre.frames[run.frames - 1];
+  Frame& f = s.frames[run.frames - 1];
+  for (int o = 0; o < kLoopSlots; ++o) {
+    const Reg* r = slot_reg(pf, o);
+    bool num = r && r->kind == Kind::Scalar;
+    ep.entry_umax[o] = num ? r->val.umax : ~0ull;
+    ep.entry_umin[o] = num ? r->val.umin : 0;
+    if (prev) {
+      ep.entry_umax[o] = std::max(ep.entry_umax[o], prev->entry_umax[o]);
+      ep.entry_umin[o] = std::min(ep.entry_umin[o], prev->entry_umin[o]);
+    }
+  }
+  // The invariant is stored as it is, before this epoch's tags.
+  auto cp = std::make_unique<Checkpoint>();
+  cp->st = s;
+  cp->parent = s.parent;
+  s.parent = cp.get();
+  run.inv = cp.get();
+  loop_invariants_.push_back(std::move(cp));
+  ++stats_.states;
+  auto tag = [&](Reg& r, int o) {
+    if (r.kind == Kind::NotInit) return;
+    r.epoch = run.epoch, r.dslot = static_cast<uint8_t>(o), r.dmin = 0, r.dmax = 0;
+  };
+  for (int o = 0; o < 10; ++o) tag(f.regs[o], o);
+  for (int k = 0; k < kStackSize / 8; ++k)
+    if (f.slot[k * 8] == Slot::Spill) tag(f.spill_mut(k), 10 + k);
+}
+
+// Termination: a counter (a register or stack slot) moved by at least 1 in
+// one direction since the head, on this path as on every other, without
+// wrapping, towards a bound this path's checks imposed.
+Step Analyzer::check_progress(const State& s, const LoopRun& run) {
+  EpochInfo& ep = epochs_[run.epoch];
+  const Frame& f = s.frames[run.frames - 1];
+  auto moves = [&](int o) {
+    const Reg* r = slot_reg(f, o);
+    if (!r || r->kind != Kind::Scalar || r->epoch != run.epoch || r->dslot != o) return false;
+    constexpr uint64_t kLimit = 1ull << 62;
+    if (r->dmin >= 1) return r->val.umax < kLimit && ep.entry_umax[o] < kLimit;  // up, to at most umax
+    if (r->dmax <= -1) {                                                         // down, never below zero
+      uint64_t step = static_cast<uint64_t>(-r->dmin);
+      return r->val.umin >= step && ep.entry_umin[o] >= step;
+    }
+    return false;
+  };
+  if (ep.slot < 0)
+    for (int o = 0; o < kLoopSlots && ep.slot < 0; ++o)
+      if (moves(o)) ep.slot = o;
+  if (ep.slot >= 0 && moves(ep.slot)) return std::nullopt;
+  std::string slot = ep.slot < 0    ? "no register or stack slot"
+                     : ep.slot < 10 ? "r" + std::to_string(ep.slot)
+                                    : "fp" + std::to_string((ep.slot - 10) * 8 - kStackSize);
+  return fail_with(VerifyReason::UnboundedLoop,
+                   "no proof that the loop at instruction " + std::to_string(run.head) + where(run.head) +
+                       " ends: it runs more than " + std::to_string(kUnrollBeforeWidening) +
+                       " times, so Ember checks it for all iterations at once, and on this path back to it " +
+                       slot + " moves by at least 1 towards a bound (a counter compared with a constant, " +
+                       "changed by a constant step, proves a loop)");
+}
+
+Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
+  for (size_t li = 0; li < s.loops.size(); ++li) {
+    if (s.loops[li].head != s.pc || s.loops[li].frames != s.frames.size()) continue;
+    LoopRun run = s.loops[li];
+    // Back at the head of a widened iteration.
+    if ((err = check_progress(s, run))) return HeadResult::Handled;
+    State plain = s;  // compared without this iteration's relations to the head
+    uint32_t epoch = run.epoch;
+    for_each_reg(plain, [epoch](Reg& r) {
+      if (r.epoch == epoch) r.epoch = 0;
+    });
+    if (state_includes(run.inv->st, plain, cfg_.live, cfg_.precise, /*exact=*/false)) {
+      ++stats_.pruned;
+      return HeadResult::Pruned;  // every iteration is safe and ends
+    }
+    State pre = s;
+    s = std::move(plain);
+    widen_state(run.inv->st, s);
+    EpochInfo prev = epochs_[run.epoch];
+    start_epoch(s, run, pre, &prev);
+    s.loops[li] = run;
+    return HeadResult::Handled;
+  }
+  State::HeadVisits* hv = nullptr;
+  for (auto& v : s.head_visits)
+    if (v.head == s.pc && v.frames == s.frames.size()) hv = &v;
+  if (!hv)
+    hv = &s.head_visits.emplace_back(State::HeadVisits{s.pc, static_cast<uint32_t>(s.frames.size()), 0, {}});
+  bool widen = ++hv->count > kUnrollBeforeWidening && hv->last;
+  for (uint32_t h : s.no_widen) widen = widen && h != s.pc;
+  if (!widen) {
+    auto copy = std::make_shared<State>(s);
+    copy->head_visits.clear();
+    copy->path.reset();
+    hv->last = std::move(copy);
+    return HeadResult::Normal;
+  }
+  // Widen from the state of the previous iteration of this entry into the loop.
+  std::shared_ptr<const State> last = hv->last;
+  State pre = s;
+  if (!widen_state(*last, s)) {
+    s = std::move(pre);
+    return HeadResult::Normal;
+  }
+  LoopRun run{s.pc, 0, nullptr, static_cast<uint32_t>(s.frames.size()),
+              static_cast<uint32_t>(attempts_.size())};
+  attempts_.push_back({pre, pending_.size()});
+  start_epoch(s, run, pre, nullptr);
+  s.loops.push_back(run);
+  return HeadResult::Handled;
 }
 
 Step Analyzer::step(State& s, bool& done) {
@@ -317,13 +498,31 @@ VerifyResult Analyzer::run() {
     for (;;) {
       if (++stats_.insns_processed > in_.insn_budget) {
         Fail f = budget_exhausted();
+        if (fall_back(s)) continue;
         return done(finish(&s, f.reg < 0 ? s.pc : static_cast<size_t>(f.reg), &f));
       }
       ++visits_[s.pc];
-      if (cfg_.prune_point[s.pc]) {
+      if (!s.loops.empty() || !s.head_visits.empty()) leave_loops(s);
+      HeadResult head = HeadResult::Normal;
+      if (cfg_.loop_head[s.pc]) {
+        Step err;
+        head = at_loop_head(s, err);
+        if (err) {
+          if (fall_back(s)) continue;
+          return done(finish(&s, s.pc, &*err));
+        }
+        if (head == HeadResult::Pruned) {
+          path_finished(s.parent);
+          break;
+        }
+      }
+      if (head == HeadResult::Normal && cfg_.prune_point[s.pc]) {
         Step err;
         if (prune(s, err)) {
-          if (err) return done(finish(&s, s.pc, &*err));
+          if (err) {
+            if (fall_back(s)) continue;
+            return done(finish(&s, s.pc, &*err));
+          }
           path_finished(s.parent);
           break;
         }
@@ -331,7 +530,10 @@ VerifyResult Analyzer::run() {
       if (in_.log_level >= 2) log_ += std::to_string(s.pc) + ": " + state_str(s) + "\n";
       bool path_done = false;
       size_t pc = s.pc;
-      if (Step err = step(s, path_done)) return done(finish(&s, pc, &*err));
+      if (Step err = step(s, path_done)) {
+        if (fall_back(s)) continue;
+        return done(finish(&s, pc, &*err));
+      }
       if (path_done) {
         path_finished(s.parent);
         break;

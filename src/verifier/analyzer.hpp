@@ -5,6 +5,8 @@
 // in alu.cpp, memory.cpp, jumps.cpp and calls.cpp; the walk in analyzer.cpp.
 #pragma once
 
+#include <array>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +41,15 @@ struct Checkpoint {
 };
 
 enum class Access : uint8_t { Read, Write, Atomic };
+
+// What a widened loop iteration knows of the values it started from: per
+// slot (r0-r9, then the 64 stack slots), bounds of the values at the head,
+// and which slot proves termination once one is found.
+constexpr int kLoopSlots = 10 + kStackSize / 8;
+struct EpochInfo {
+  std::array<uint64_t, kLoopSlots> entry_umax{}, entry_umin{};
+  int slot = -1;
+};
 
 class Analyzer {
  public:
@@ -84,6 +95,16 @@ class Analyzer {
 
  private:
   bool prune(State& s, Step& err);
+  // Loops (see LoopRun): at a loop head, after a few iterations walked one
+  // by one, the state is widened into an invariant and one more iteration
+  // is walked with it; coming back, a counter must have moved towards a
+  // bound on every path (termination) and the invariant must include the
+  // state (safety of every iteration), else the state is widened further.
+  enum class HeadResult { Normal, Handled, Pruned };
+  HeadResult at_loop_head(State& s, Step& err);
+  void start_epoch(State& s, LoopRun& run, const State& pre, const struct EpochInfo* prev);
+  Step check_progress(const State& s, const LoopRun& run);
+  void leave_loops(State& s);
   void path_finished(Checkpoint* cp);
   State entry_state() const;
   VerifyResult finish(const State* failing, size_t insn, const Fail* f);
@@ -104,6 +125,18 @@ class Analyzer {
   std::string log_;
   uint64_t live_states_ = 0;
   uint64_t insns_at_checkpoint_ = 0;
+  std::vector<std::unique_ptr<Checkpoint>> loop_invariants_;
+  // Widening is a shortcut: when a path inside a widened loop fails, the
+  // loop is walked again from where widening started, one iteration at a
+  // time, as the kernel does.
+  struct WidenAttempt {
+    State pre;
+    size_t pending;  // pending_ size when it started: later entries descend from it
+    bool live = true;
+  };
+  std::vector<WidenAttempt> attempts_;
+  bool fall_back(State& s);
+  std::map<uint32_t, EpochInfo> epochs_;
 
  public:
   // Stack depth bookkeeping (memory.cpp) and the helper table (calls.cpp).

@@ -229,6 +229,40 @@ void mark_points(const Program& p, const HelperTable& helpers, Cfg& c) {
   }
 }
 
+// For each back edge i -> h: h and every instruction that reaches i
+// without passing h (predecessors within the function).
+void find_loops(const Program& p, Cfg& c) {
+  size_t n = p.insts.size();
+  std::vector<std::vector<uint32_t>> preds(n);
+  std::vector<uint32_t> succ;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (p.insts[i].second_half) continue;
+    successors(p, i, succ);
+    for (uint32_t s : succ) preds[s].push_back(i);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    const Inst& in = p.insts[i];
+    if (in.second_half || !is_jump(in) || in.target > i) continue;
+    uint32_t h = in.target;
+    std::vector<bool>* body = nullptr;
+    for (auto& [hh, b] : c.loop_bodies)
+      if (hh == h) body = &b;
+    if (!body) {
+      c.loop_bodies.emplace_back(h, std::vector<bool>(n, false));
+      body = &c.loop_bodies.back().second;
+    }
+    (*body)[h] = true;
+    std::vector<uint32_t> work;
+    if (!(*body)[i]) (*body)[i] = true, work.push_back(i);
+    while (!work.empty()) {
+      uint32_t k = work.back();
+      work.pop_back();
+      for (uint32_t q : preds[k])
+        if (!(*body)[q]) (*body)[q] = true, work.push_back(q);
+    }
+  }
+}
+
 }  // namespace
 
 std::optional<CfgError> build_cfg(const Program& prog, const HelperTable& helpers, bool return_matters,
@@ -239,6 +273,7 @@ std::optional<CfgError> build_cfg(const Program& prog, const HelperTable& helper
   compute_liveness(prog, helpers, out);
   compute_precision(prog, helpers, return_matters, out);
   mark_points(prog, helpers, out);
+  find_loops(prog, out);
   return std::nullopt;
 }
 

@@ -27,6 +27,13 @@ struct Cfg {
   // or a checked return value. Other live scalars match any value when
   // states are compared (what the kernel's precision tracking achieves).
   std::vector<LiveSet> precise;
+  // Natural loops: per loop head, the instructions of its body.
+  std::vector<std::pair<uint32_t, std::vector<bool>>> loop_bodies;
+  const std::vector<bool>* loop_body(uint32_t head) const {
+    for (const auto& [h, body] : loop_bodies)
+      if (h == head) return &body;
+    return nullptr;
+  }
 };
 
 struct CfgError {

@@ -231,7 +231,10 @@ static Reg stack_load(const State& s, const Reg& p, int32_t off, int size, bool 
     if (all_spill && o % 8 == 0) {  // the low bytes of a spilled number
       Scalar v = size == 4 ? alu(AluOp::Mov, Scalar::unknown(), sp.val, false)
                            : alu(AluOp::And, sp.val, Scalar::constant(size == 2 ? 0xffff : 0xff), true);
-      return Reg::scalar(sext ? movsx(v, static_cast<uint8_t>(size * 8), true) : v);
+      Reg r = Reg::scalar(sext ? movsx(v, static_cast<uint8_t>(size * 8), true) : v);
+      if (!sext && (sp.val.umax >> (size * 8)) == 0)  // nothing cut off: still the loop value
+        r.epoch = sp.epoch, r.dslot = sp.dslot, r.dmin = sp.dmin, r.dmax = sp.dmax;
+      return r;
     }
     return Reg::scalar(Scalar::of_width(static_cast<uint8_t>(size), sext));
   }

@@ -53,8 +53,16 @@ class IdMap {
   std::vector<std::pair<uint32_t, uint32_t>> pairs_;
 };
 
+// A loop value's relation to the loop head (see Reg::epoch) that the old
+// state's exploration relied on must hold for the current one too.
+bool epoch_includes(const Reg& o, const Reg& c, bool exact) {
+  if (exact) return o.epoch == c.epoch && o.dslot == c.dslot && o.dmin == c.dmin && o.dmax == c.dmax;
+  return !o.epoch || (o.epoch == c.epoch && o.dslot == c.dslot && o.dmin <= c.dmin && c.dmax <= o.dmax);
+}
+
 bool reg_includes(const Reg& o, const Reg& c, IdMap& ids, bool exact) {
   if (o.kind == Kind::NotInit) return !exact || c.kind == Kind::NotInit;
+  if (!epoch_includes(o, c, exact)) return false;
   if (o.kind != c.kind) return false;
   if (exact ? !(o.val == c.val) : !o.val.includes(c.val)) return false;
   if (o.kind == Kind::Scalar) return ids.match(o.id, c.id);
@@ -121,7 +129,8 @@ bool state_includes(const State& old, const State& cur, const std::vector<LiveSe
     for (int r = 0; r < kNumRegs - 1; ++r) {
       if (!((lv >> r) & 1)) continue;
       const Reg &orr = o.regs[r], &cr = c.regs[r];
-      if (!((pv >> r) & 1) && orr.kind == Kind::Scalar && cr.kind == Kind::Scalar)
+      if (!((pv >> r) & 1) && orr.kind == Kind::Scalar && cr.kind == Kind::Scalar &&
+          epoch_includes(orr, cr, exact))
         continue;  // any value will do
       if (!reg_includes(orr, cr, ids, exact)) return false;
     }
@@ -199,6 +208,8 @@ struct Hasher {
     add(r.val.tn.value), add(r.val.tn.mask), add(r.val.umin), add(r.val.umax);
     add(static_cast<uint64_t>(r.val.smin)), add(static_cast<uint64_t>(r.val.smax));
     add(r.val.u32min | uint64_t{r.val.u32max} << 32);
+    add(r.epoch | uint64_t{r.dslot} << 32), add(static_cast<uint64_t>(r.dmin)),
+        add(static_cast<uint64_t>(r.dmax));
   }
 };
 
@@ -220,7 +231,7 @@ uint64_t state_hash(const State& s, const std::vector<LiveSet>& live, const std:
       if ((pv >> r) & 1 || fr.regs[r].kind != Kind::Scalar)
         h.reg(fr.regs[r]);
       else
-        h.add(static_cast<uint64_t>(Kind::Scalar));
+        h.add(static_cast<uint64_t>(Kind::Scalar) | uint64_t{fr.regs[r].epoch} << 8);
     }
     for (int i = 0; i < kStackSize; i += 8) {
       uint64_t w;

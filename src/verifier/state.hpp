@@ -47,6 +47,12 @@ struct Reg {
   int32_t range = 0;        // Packet, PacketMeta: proven accessible bytes from the packet start + off 0
   uint32_t origin = 0;      // instruction that produced it (+1; 0: entry), for messages
   Scalar val;               // Scalar: its value; pointers: variable offset
+  // Inside a widened loop iteration (see LoopRun): this value is the value
+  // slot `dslot` held at the loop head plus some d in [dmin, dmax]; epoch 0:
+  // no such relation. How termination is proven.
+  uint32_t epoch = 0;
+  uint8_t dslot = 0;
+  int64_t dmin = 0, dmax = 0;
 
   static Reg scalar(const Scalar& s) {
     Reg r;
@@ -108,6 +114,15 @@ struct PathStep {
   PathStep& operator=(const PathStep&) = delete;
 };
 
+// A loop being verified with a widened state at its head (analyzer.cpp).
+struct LoopRun {
+  uint32_t head;
+  uint32_t epoch;
+  Checkpoint* inv;   // the widened state at the head: the loop invariant
+  uint32_t frames;   // the frame depth of the loop
+  uint32_t attempt;  // Analyzer::attempts_ index: where to go back if it fails
+};
+
 struct State {
   std::vector<Frame> frames;
   std::vector<uint32_t> refs;       // acquired references not yet released
@@ -122,6 +137,16 @@ struct State {
   // runs of one call share cb_seq (widening compares only among them).
   bool cb_again = false;
   uint32_t cb_seq = 0;
+  std::vector<LoopRun> loops;  // widened loops the path is in
+  // Loops walked one iteration at a time since the path entered them: the
+  // arrivals at the head and the state at the last one (widening starts
+  // from it). Forgotten when the path leaves the loop.
+  struct HeadVisits {
+    uint32_t head, frames, count;
+    std::shared_ptr<const State> last;
+  };
+  std::vector<HeadVisits> head_visits;
+  std::vector<uint32_t> no_widen;  // loop heads walked one iteration at a time (widening failed)
 
   Frame& cur() { return frames.back(); }
   const Frame& cur() const { return frames.back(); }
