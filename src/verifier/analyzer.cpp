@@ -222,21 +222,24 @@ void Analyzer::start_epoch(State& s, LoopRun& run, const State& pre, const Epoch
     if (f.slot[k * 8] == Slot::Spill) tag(f.spill_mut(k), 10 + k);
 }
 
-// Termination: a counter (a register or stack slot) moved by at least 1 in
-// one direction since the head, on this path as on every other, without
-// wrapping, towards a bound this path's checks imposed.
+// Termination, checked once the invariant includes the state coming back:
+// some counter (a register whose value matters, or a stack slot) moved by
+// at least 1 in one direction since the head, on this path as on every
+// other, and the invariant bounds it (so, being included, it stays within
+// that bound without wrapping). A counter whose value the walk ignores
+// proves nothing: its bound would not come from the loop's exit test.
 Step Analyzer::check_progress(const State& s, const LoopRun& run) {
   EpochInfo& ep = epochs_[run.epoch];
   const Frame& f = s.frames[run.frames - 1];
+  const Frame& inv = run.inv->st.frames[run.frames - 1];
   auto moves = [&](int o) {
     const Reg* r = slot_reg(f, o);
-    if (!r || r->kind != Kind::Scalar || r->epoch != run.epoch || r->dslot != o) return false;
-    constexpr uint64_t kLimit = 1ull << 62;
-    if (r->dmin >= 1) return r->val.umax < kLimit && ep.entry_umax[o] < kLimit;  // up, to at most umax
-    if (r->dmax <= -1) {                                                         // down, never below zero
-      uint64_t step = static_cast<uint64_t>(-r->dmin);
-      return r->val.umin >= step && ep.entry_umin[o] >= step;
-    }
+    const Reg* at_head = slot_reg(inv, o);
+    if (!r || !at_head || r->kind != Kind::Scalar || at_head->kind != Kind::Scalar) return false;
+    if (r->epoch != run.epoch || r->dslot != o) return false;
+    if (o < 10 && !((cfg_.precise[run.head] >> o) & 1)) return false;
+    if (r->dmin >= 1) return at_head->val.umax < (1ull << 62);   // up, below the invariant's bound
+    if (r->dmax <= -1) return at_head->val.umax < (1ull << 62);  // down, never through zero
     return false;
   };
   if (ep.slot < 0)
@@ -250,8 +253,7 @@ Step Analyzer::check_progress(const State& s, const LoopRun& run) {
                    "no proof that the loop at instruction " + std::to_string(run.head) + where(run.head) +
                        " ends: it runs more than " + std::to_string(kUnrollBeforeWidening) +
                        " times, so Ember checks it for all iterations at once, and on this path back to it " +
-                       slot + " moves by at least 1 towards a bound (a counter compared with a constant, " +
-                       "changed by a constant step, proves a loop)");
+                       slot + " does not move by at least 1 towards a bound its exit test sets");
 }
 
 Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
@@ -259,13 +261,13 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
     if (s.loops[li].head != s.pc || s.loops[li].frames != s.frames.size()) continue;
     LoopRun run = s.loops[li];
     // Back at the head of a widened iteration.
-    if ((err = check_progress(s, run))) return HeadResult::Handled;
     State plain = s;  // compared without this iteration's relations to the head
     uint32_t epoch = run.epoch;
     for_each_reg(plain, [epoch](Reg& r) {
       if (r.epoch == epoch) r.epoch = 0;
     });
     if (state_includes(run.inv->st, plain, cfg_.live, cfg_.precise, /*exact=*/false)) {
+      if ((err = check_progress(s, run))) return HeadResult::Handled;
       ++stats_.pruned;
       return HeadResult::Pruned;  // every iteration is safe and ends
     }
