@@ -213,15 +213,6 @@ TEST(Verifier, AcceptsTheClangBuiltCorpus) {
 namespace ember {
 namespace {
 
-// Loops beyond what path-by-path exploration proves within the kernel's 1M
-// instruction budget; the issue asks Ember to prove them with loop
-// summaries (widening plus a bound), which are not written yet.
-const std::map<std::string, const char*> kLoopsNotYetProven = {
-    {"loop_nested_1k_by_1k", "1M iterations of nested counted loops"},
-    {"million_iterations_bounded_buffer", "a 1M-iteration copy over a buffer of known size"},
-    {"tcp_options_nested", "a nested TCP-options parsing loop"},
-};
-
 // The fixture corpus (tests/verifier): every accept fixture is accepted and
 // every reject fixture rejected for its stated reason.
 TEST(Verifier, FixtureCorpusVerdictsAndReasons) {
@@ -240,14 +231,6 @@ TEST(Verifier, FixtureCorpusVerdictsAndReasons) {
     in.maps = f->maps;
     VerifyResult r = verify(std::span<const RawInsn>(f->insns), in);
     bool good = f->accept ? r.ok : (!r.ok && r.reason == f->reason);
-    if (auto gap = kLoopsNotYetProven.find(f->name); gap != kLoopsNotYetProven.end()) {
-      // Not yet: these must be rejected cleanly, and this list shrinks once
-      // loop summaries land (then this check fails and says so).
-      EXPECT_FALSE(r.ok) << f->name << " is accepted now: remove it from kLoopsNotYetProven";
-      EXPECT_EQ(r.reason, VerifyReason::UnboundedLoop) << f->name << ": " << r.message;
-      std::printf("[ NOT YET  ] %s: %s\n", f->name.c_str(), gap->second);
-      continue;
-    }
     if (good) {
       ++agree;
       continue;

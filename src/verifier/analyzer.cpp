@@ -44,6 +44,9 @@ void Analyzer::path_finished(Checkpoint* cp) {
 namespace {
 
 constexpr size_t kMaxStatesPerInsn = 64;
+// The kernel's BPF_COMPLEXITY_LIMIT_JMP_SEQ: a walk that leaves more
+// branches than this to explore later is not going to finish.
+constexpr size_t kMaxPendingBranches = 8192;
 
 bool is_ancestor(const Checkpoint* cp, const Checkpoint* from) {
   for (; from; from = from->parent)
@@ -211,6 +214,7 @@ void Analyzer::start_epoch(State& s, LoopRun& run, const State& pre, const Epoch
   cp->parent = s.parent;
   s.parent = cp.get();
   run.inv = cp.get();
+  invariants_at_[run.head].emplace_back(cp.get(), run.attempt);
   loop_invariants_.push_back(std::move(cp));
   ++stats_.states;
   auto tag = [&](Reg& r, int o) {
@@ -256,6 +260,19 @@ Step Analyzer::check_progress(const State& s, const LoopRun& run) {
                        slot + " does not move by at least 1 towards a bound its exit test sets");
 }
 
+// A path that comes to a loop head in a state an invariant there includes
+// is safe and ends: every iteration from any state of the invariant was
+// checked, and so was every way out of the loop.
+bool Analyzer::proven_by_invariant(const State& s) const {
+  auto it = invariants_at_.find(s.pc);
+  if (it == invariants_at_.end()) return false;
+  for (const auto& [inv, attempt] : it->second)
+    if (inv->branches == 0 && attempts_[attempt].live && inv->st.frames.size() == s.frames.size() &&
+        state_includes(inv->st, s, cfg_.live, cfg_.precise, /*exact=*/false))
+      return true;
+  return false;
+}
+
 Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
   for (size_t li = 0; li < s.loops.size(); ++li) {
     if (s.loops[li].head != s.pc || s.loops[li].frames != s.frames.size()) continue;
@@ -273,11 +290,15 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
     }
     State pre = s;
     s = std::move(plain);
-    widen_state(run.inv->st, s);
+    widen_state(run.inv->st, s, cfg_.thresholds(s.pc));
     EpochInfo prev = epochs_[run.epoch];
     start_epoch(s, run, pre, &prev);
     s.loops[li] = run;
     return HeadResult::Handled;
+  }
+  if (proven_by_invariant(s)) {
+    ++stats_.pruned;
+    return HeadResult::Pruned;
   }
   State::HeadVisits* hv = nullptr;
   for (auto& v : s.head_visits)
@@ -296,7 +317,7 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
   // Widen from the state of the previous iteration of this entry into the loop.
   std::shared_ptr<const State> last = hv->last;
   State pre = s;
-  if (!widen_state(*last, s)) {
+  if (!widen_state(*last, s, cfg_.thresholds(s.pc))) {
     s = std::move(pre);
     return HeadResult::Normal;
   }
@@ -459,27 +480,28 @@ VerifyResult Analyzer::finish(const State* s, size_t insn, const Fail* f) {
 
 // Out of budget: where did it go? Usually around a loop whose end could
 // not be proven (the kernel's "BPF program is too large").
-Fail Analyzer::budget_exhausted() const {
+Fail Analyzer::budget_exhausted(bool branches) const {
   size_t hot = std::max_element(visits_.begin(), visits_.end()) - visits_.begin();
   size_t head = hot;
   for (size_t i = 0; i < visits_.size(); ++i)
     if (cfg_.loop_head[i] && (!cfg_.loop_head[head] || visits_[i] > visits_[head])) head = i;
-  std::string budget = std::to_string(in_.insn_budget);
+  std::string budget = branches
+                           ? "limit of " + std::to_string(kMaxPendingBranches) + " branches left to explore"
+                           : "budget of " + std::to_string(in_.insn_budget) + " instructions";
   if (cfg_.loop_head[head] && visits_[head] * 2 >= visits_[hot]) {
     Fail f = fail_with(VerifyReason::UnboundedLoop,
                        "no proof that the loop at instruction " + std::to_string(head) + where(head) +
                            " ends: the analysis went round it " + std::to_string(visits_[head]) +
-                           " times and used up its budget of " + budget +
-                           " instructions (bound the loop with a counter compared against a constant)");
+                           " times and used up its " + budget +
+                           " (bound the loop with a counter compared against a constant)");
     f.reg = static_cast<int>(head);
     return f;
   }
-  Fail f =
-      fail_with(VerifyReason::Complexity, "the analysis processed " + budget +
-                                              " instructions without finishing; it spent most of them at "
-                                              "instruction " +
-                                              std::to_string(hot) + where(hot) + ", visited " +
-                                              std::to_string(visits_[hot]) + " times");
+  Fail f = fail_with(VerifyReason::Complexity, "the analysis used up its " + budget +
+                                                   " without finishing; it spent most of its work at "
+                                                   "instruction " +
+                                                   std::to_string(hot) + where(hot) + ", visited " +
+                                                   std::to_string(visits_[hot]) + " times");
   f.reg = static_cast<int>(hot);
   return f;
 }
@@ -498,8 +520,9 @@ VerifyResult Analyzer::run() {
     State s = std::move(pending_.back());
     pending_.pop_back();
     for (;;) {
-      if (++stats_.insns_processed > in_.insn_budget) {
-        Fail f = budget_exhausted();
+      bool too_many_branches = pending_.size() > kMaxPendingBranches;
+      if (++stats_.insns_processed > in_.insn_budget || too_many_branches) {
+        Fail f = budget_exhausted(too_many_branches);
         if (fall_back(s)) continue;
         return done(finish(&s, f.reg < 0 ? s.pc : static_cast<size_t>(f.reg), &f));
       }

@@ -109,7 +109,8 @@ class Analyzer {
   State entry_state() const;
   VerifyResult finish(const State* failing, size_t insn, const Fail* f);
   Step check_stack_depth() const;
-  Fail budget_exhausted() const;  // `reg` holds the instruction to blame
+  // Out of instructions, or of pending branches; `reg` holds the instruction to blame.
+  Fail budget_exhausted(bool branches) const;
 
   const Program& prog_;
   const VerifyInput& in_;
@@ -135,6 +136,11 @@ class Analyzer {
     bool live = true;
   };
   std::vector<WidenAttempt> attempts_;
+  // Per loop head, the invariants widening stored there and the attempt
+  // each belongs to: once fully explored (branches 0) and not fallen back,
+  // they prune later arrivals like any stored state.
+  std::map<uint32_t, std::vector<std::pair<const Checkpoint*, uint32_t>>> invariants_at_;
+  bool proven_by_invariant(const State& s) const;
   bool fall_back(State& s);
   std::map<uint32_t, EpochInfo> epochs_;
 

@@ -261,6 +261,17 @@ void find_loops(const Program& p, Cfg& c) {
         if (!(*body)[q]) (*body)[q] = true, work.push_back(q);
     }
   }
+  for (const auto& [h, body] : c.loop_bodies) {
+    Thresholds t;
+    for (uint32_t i = 0; i < n; ++i) {
+      const Inst& in = p.insts[i];
+      if (!body[i] || in.second_half || in.info().form != Form::JmpImm) continue;
+      bool is64 = (in.info().opcode & 0x07) == 0x05;  // BPF_JMP; 0x06 is BPF_JMP32
+      t.add(in.imm, is64);
+    }
+    t.finish();
+    c.loop_thresholds.emplace_back(h, std::move(t));
+  }
 }
 
 }  // namespace

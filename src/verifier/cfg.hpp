@@ -34,6 +34,14 @@ struct Cfg {
       if (h == head) return &body;
     return nullptr;
   }
+  // Per loop head: the constants its body's conditional jumps compare
+  // against, where widening at the head stops first.
+  std::vector<std::pair<uint32_t, Thresholds>> loop_thresholds;
+  const Thresholds* thresholds(uint32_t head) const {
+    for (const auto& [h, t] : loop_thresholds)
+      if (h == head) return &t;
+    return nullptr;
+  }
 };
 
 struct CfgError {

@@ -870,19 +870,74 @@ Scalar Scalar::join(const Scalar& o) const {
   return r;
 }
 
-Scalar Scalar::widen(const Scalar& next) const {
+namespace {
+
+template <typename T>
+void add_around(std::vector<T>& v, T c) {
+  v.push_back(c);
+  if (c != std::numeric_limits<T>::min()) v.push_back(c - 1);
+  if (c != std::numeric_limits<T>::max()) v.push_back(c + 1);
+}
+
+template <typename T>
+void sort_unique(std::vector<T>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+// The bound `now` reached from `was`: unchanged if it did not grow, else
+// the first threshold at or past it, else the type's limit.
+template <typename T>
+T widen_up(T was, T now, const std::vector<T>* t) {
+  if (now <= was) return was;
+  if (t) {
+    auto it = std::lower_bound(t->begin(), t->end(), now);
+    if (it != t->end()) return *it;
+  }
+  return std::numeric_limits<T>::max();
+}
+
+template <typename T>
+T widen_down(T was, T now, const std::vector<T>* t) {
+  if (now >= was) return was;
+  if (t) {
+    auto it = std::upper_bound(t->begin(), t->end(), now);
+    if (it != t->begin()) return *std::prev(it);
+  }
+  return std::numeric_limits<T>::min();
+}
+
+}  // namespace
+
+void Thresholds::add(int64_t c, bool is64) {
+  if (is64) {
+    add_around(u, static_cast<uint64_t>(c));
+    add_around(s, c);
+  }
+  add_around(u32, static_cast<uint32_t>(c));
+  add_around(s32, static_cast<int32_t>(c));
+}
+
+void Thresholds::finish() {
+  sort_unique(u);
+  sort_unique(s);
+  sort_unique(u32);
+  sort_unique(s32);
+}
+
+Scalar Scalar::widen(const Scalar& next, const Thresholds* t) const {
   if (empty()) return next;
   if (next.empty()) return *this;
   Scalar r;
   r.tn = tn.union_(next.tn);
-  r.umin = next.umin < umin ? 0 : umin;
-  r.umax = next.umax > umax ? ~0ull : umax;
-  r.smin = next.smin < smin ? INT64_MIN : smin;
-  r.smax = next.smax > smax ? INT64_MAX : smax;
-  r.u32min = next.u32min < u32min ? 0 : u32min;
-  r.u32max = next.u32max > u32max ? ~0u : u32max;
-  r.s32min = next.s32min < s32min ? INT32_MIN : s32min;
-  r.s32max = next.s32max > s32max ? INT32_MAX : s32max;
+  r.umin = widen_down(umin, next.umin, t ? &t->u : nullptr);
+  r.umax = widen_up(umax, next.umax, t ? &t->u : nullptr);
+  r.smin = widen_down(smin, next.smin, t ? &t->s : nullptr);
+  r.smax = widen_up(smax, next.smax, t ? &t->s : nullptr);
+  r.u32min = widen_down(u32min, next.u32min, t ? &t->u32 : nullptr);
+  r.u32max = widen_up(u32max, next.u32max, t ? &t->u32 : nullptr);
+  r.s32min = widen_down(s32min, next.s32min, t ? &t->s32 : nullptr);
+  r.s32max = widen_up(s32max, next.s32max, t ? &t->s32 : nullptr);
   r.sync();
   return r;
 }

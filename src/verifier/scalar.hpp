@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ember::verifier {
 
@@ -54,6 +55,8 @@ enum class AluOp : uint8_t { Add, Sub, Mul, Div, SDiv, Mod, SMod, Or, And, Xor, 
 enum class JmpOp : uint8_t { Eq, Ne, Gt, Ge, Lt, Le, Sgt, Sge, Slt, Sle, Set };
 enum class Branch : uint8_t { Never, Always, Maybe };
 
+struct Thresholds;
+
 struct Scalar {
   Tnum tn = Tnum::unknown();
   uint64_t umin = 0, umax = ~0ull;
@@ -75,8 +78,9 @@ struct Scalar {
   bool empty() const;                    // no value at all: an impossible path
   Scalar join(const Scalar& o) const;    // holds every value of either
   // Widening for loop heads: a bound that moved from this to `next` goes to
-  // the limit of its type; the tnum keeps only the bits both agree on.
-  Scalar widen(const Scalar& next) const;
+  // the nearest threshold past it, or to the limit of its type; the tnum
+  // keeps only the bits both agree on.
+  Scalar widen(const Scalar& next, const Thresholds* t = nullptr) const;
 
   // Deduces each of the five descriptions from the others (the kernel's
   // reg_bounds_sync: __update_reg_bounds, __reg_deduce_bounds,
@@ -88,6 +92,23 @@ struct Scalar {
   // "umax=255,var_off=(0x0; 0xff)" or the constant; like the kernel's log.
   std::string str() const;
   bool operator==(const Scalar&) const = default;
+};
+
+// Where widening stops short of a type's limits ("widening with
+// thresholds"): the constants a loop's tests compare against, and their
+// neighbours, so that a counter tested against 40 widens to 39 or 40 rather
+// than to 2^64-1, and the invariant still bounds what the counter indexes.
+// Any set is sound: the invariant is only accepted once it includes the
+// state that comes back to the loop head.
+struct Thresholds {
+  std::vector<uint64_t> u;
+  std::vector<int64_t> s;
+  std::vector<uint32_t> u32;
+  std::vector<int32_t> s32;
+  // A constant compared against, 64-bit (sign-extended imm) or 32-bit.
+  void add(int64_t c, bool is64);
+  void finish();  // sorts; call once after the last add
+  bool empty() const { return u.empty() && u32.empty(); }
 };
 
 // dst = dst OP src with BPF semantics (RFC 9669): division by zero gives 0,

@@ -141,11 +141,11 @@ bool state_includes(const State& old, const State& cur, const std::vector<LiveSe
 
 namespace {
 
-Reg widen_reg(const Reg& o, const Reg& c) {
+Reg widen_reg(const Reg& o, const Reg& c, const Thresholds* t) {
   if (o.kind != c.kind) return Reg{};
   if (c.kind == Kind::NotInit) return c;
   Reg w = c;
-  w.val = o.val.widen(c.val);
+  w.val = o.val.widen(c.val, t);
   if (c.kind == Kind::Scalar) {
     if (!(w.val == c.val)) w.id = 0;  // a copy of another value no more
     return w;
@@ -160,7 +160,7 @@ Reg widen_reg(const Reg& o, const Reg& c) {
 
 }  // namespace
 
-bool widen_state(const State& old, State& cur) {
+bool widen_state(const State& old, State& cur, const Thresholds* t) {
   if (old.frames.size() != cur.frames.size() || old.refs.size() != cur.refs.size() ||
       old.lock_map != cur.lock_map || old.lock_off != cur.lock_off)
     return false;
@@ -168,11 +168,11 @@ bool widen_state(const State& old, State& cur) {
     const Frame& o = old.frames[f];
     Frame& c = cur.frames[f];
     if (o.callsite != c.callsite || o.subprog != c.subprog || o.callback != c.callback) return false;
-    for (int r = 0; r < kNumRegs; ++r) c.regs[r] = widen_reg(o.regs[r], c.regs[r]);
+    for (int r = 0; r < kNumRegs; ++r) c.regs[r] = widen_reg(o.regs[r], c.regs[r], t);
     for (int s8 = 0; s8 < kStackSize / 8; ++s8) {
       bool ospill = o.slot[s8 * 8] == Slot::Spill, cspill = c.slot[s8 * 8] == Slot::Spill;
       if (ospill && cspill) {
-        Reg w = widen_reg(o.spill(s8), c.spill(s8));
+        Reg w = widen_reg(o.spill(s8), c.spill(s8), t);
         if (w.kind != Kind::NotInit) {
           c.spill_mut(s8) = w;
           continue;

@@ -100,7 +100,8 @@ struct PathStep {
   uint32_t insn;
   uint32_t next;
   mutable std::shared_ptr<const PathStep> prev;
-  PathStep(uint32_t i, uint32_t n, std::shared_ptr<const PathStep> p) : insn(i), next(n), prev(std::move(p)) {}
+  PathStep(uint32_t i, uint32_t n, std::shared_ptr<const PathStep> p)
+      : insn(i), next(n), prev(std::move(p)) {}
   // Paths are long: release the chain in a loop, not by recursion (which
   // overflowed the stack under ASan).
   ~PathStep() {
@@ -170,7 +171,7 @@ bool state_includes(const State& old, const State& cur, const std::vector<LiveSe
 // unusable, stack bytes that differ become unknown or uninitialized. Ids
 // and references are cur's. False if the two cannot be merged (different
 // frames, references or locks).
-bool widen_state(const State& old, State& cur);
+bool widen_state(const State& old, State& cur, const Thresholds* t = nullptr);
 
 // A hash that states equal under state_includes(..., exact=true) share
 // (ids left out: equality maps them one to one).
