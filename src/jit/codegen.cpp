@@ -1,5 +1,5 @@
 // The driver of code generation: which instructions are reachable, the
-// passes, the entry trampoline and the out-of-line stubs. The instruction
+// emission, the entry trampoline and the out-of-line stubs. The instruction
 // classes are in codegen_alu.cpp, codegen_jmp.cpp, codegen_mem.cpp and
 // codegen_call.cpp.
 #include "jit/codegen.hpp"
@@ -33,8 +33,9 @@ Codegen::Codegen(const Program& prog, const Interpreter& interp, const JitOption
   error_exit_label_ = exit_label_ + 1;
   packet_fail_label_ = exit_label_ + 2;
   tail_stub_label_ = exit_label_ + 3;
-  key_seed_ = opts.blinding_seed ? opts.blinding_seed
-                                 : (__rdtsc() ^ reinterpret_cast<uint64_t>(this) ^ 0x9E3779B97F4A7C15ull);
+  key_state_ = (opts.blinding_seed ? opts.blinding_seed
+                                   : (__rdtsc() ^ reinterpret_cast<uint64_t>(this) ^ 0x9E3779B97F4A7C15ull)) |
+               1;
 }
 
 Error Codegen::unsupported(size_t i, const char* why) const {
@@ -229,10 +230,8 @@ Result<size_t> Codegen::emit_insn(size_t i) {
   return unsupported(i, "unknown instruction form");
 }
 
-Status Codegen::emit_pass() {
-  e_.begin_pass(n_ + 4);
-  stubs_.clear();
-  key_state_ = key_seed_ | 1;
+Status Codegen::emit_code() {
+  e_.begin(n_ + 4);
   emit_trampoline();
   for (size_t i = 0; i < n_;) {
     if (!live_[i]) {
@@ -256,20 +255,16 @@ Status Codegen::emit_pass() {
 
 Result<CodegenOutput> Codegen::generate() {
   if (auto st = analyze(); !st) return st.error();
-  // Every pass is valid code; later passes only make branches shorter.
-  constexpr int kMaxPasses = 10;
-  for (int pass = 0; pass < kMaxPasses; ++pass) {
-    if (auto st = emit_pass(); !st) return st.error();
-    if (e_.end_pass()) break;
-  }
+  if (auto st = emit_code(); !st) return st.error();
+  e_.finish();
   CodegenOutput out;
-  out.code.assign(e_.data(), e_.data() + e_.size());
   out.insn_offset.assign(n_, -1);
   for (size_t i = 0; i < n_; ++i) {
     if (!live_[i]) continue;
     out.insn_offset[i] = e_.label_pos(static_cast<int>(i));
     out.lines.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(out.insn_offset[i])});
   }
+  out.code = e_.take();
   return out;
 }
 

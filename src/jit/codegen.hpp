@@ -1,5 +1,5 @@
-// Code generation: one eBPF program to x86-64 code, in passes over the
-// instructions until the branch sizes reach a fixed point (x86_emitter.hpp).
+// Code generation: one eBPF program to x86-64 code, in one pass over the
+// instructions (branch sizes are settled after it, x86_emitter.hpp).
 //
 // Register mapping. eBPF r1-r5 live in the System V argument registers
 // after rdi, so that a helper call only loads rdi (= &HelperCall, kept in
@@ -48,7 +48,7 @@ class Codegen {
 
  private:
   Status analyze();
-  Status emit_pass();
+  Status emit_code();
   void emit_trampoline();
   void emit_stubs();
   // Each returns the number of instruction slots it consumed (fusions take
@@ -94,7 +94,7 @@ class Codegen {
   Emitter e_;
   HelperFn tail_call_fn_ = nullptr;
   std::vector<uint8_t> live_, target_;
-  // Labels after the n instruction labels, fixed for every pass.
+  // Labels after the n instruction labels.
   int exit_label_, error_exit_label_, packet_fail_label_, tail_stub_label_;
   struct Stub {
     int label;
@@ -102,7 +102,7 @@ class Codegen {
     uint32_t insn;
   };
   std::vector<Stub> stubs_;
-  uint64_t key_seed_ = 0, key_state_ = 0;
+  uint64_t key_state_ = 1;
 };
 
 }  // namespace ember::jit

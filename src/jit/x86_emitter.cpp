@@ -1,7 +1,9 @@
 // The x86-64 encodings the JIT uses (Intel SDM vol. 2), and branch sizing.
 #include "jit/x86_emitter.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <cstring>
 
 namespace ember::jit {
 
@@ -9,41 +11,126 @@ namespace {
 bool fits8(int64_t v) { return v >= -128 && v <= 127; }
 }  // namespace
 
-void Emitter::begin_pass(size_t fixed_labels) {
-  if (passes_ > 0) {
-    prev_pos_.swap(pos_);
-    prev_jump_at_.swap(jump_at_);
-    prev_size_ = len_;
-  }
-  ++passes_;
+void Emitter::begin(size_t fixed_labels) {
+  buf_.resize(fixed_labels * 16 + 4096);  // most programs fit at once
   len_ = 0;
-  fixed_labels_ = fixed_labels;
   next_label_ = fixed_labels;
-  pos_.assign(std::max(pos_.size(), fixed_labels), -1);
-  std::fill(pos_.begin(), pos_.end(), -1);
-  jump_at_.clear();
-  fixups_.clear();
+  pos_.assign(fixed_labels, -1);
+  branches_.clear();
 }
 
-bool Emitter::end_pass() {
-  for (const Fixup& f : fixups_) {
-    assert(pos_[f.label] >= 0 && "branch to a label never bound");
-    int64_t d = pos_[f.label] - static_cast<int64_t>(f.end);
-    if (f.short_) {
-      assert(fits8(d));
-      buf_[f.at] = static_cast<uint8_t>(static_cast<int8_t>(d));
+// Which branches fit an 8-bit displacement once the short ones before them
+// have shrunk. A branch's distance changes by what the branches between it
+// and its target save: a sweep from the end knows that exactly for forward
+// branches (the ones between come after it), a sweep from the start for
+// backward ones. Sweeps alternate until neither finds another branch.
+bool Emitter::relax() {
+  const size_t n = branches_.size();
+  short_.assign(n, 0);
+  // The first branch at or after each branch's target.
+  std::vector<uint32_t> at_target(n);
+  for (size_t k = 0; k < n; ++k) {
+    const int64_t t = pos_[branches_[k].label];
+    auto it = std::lower_bound(branches_.begin(), branches_.end(), t,
+                               [](const Branch& b, int64_t x) { return b.start < x; });
+    at_target[k] = static_cast<uint32_t>(it - branches_.begin());
+  }
+  auto saving = [&](size_t k) -> int64_t { return short_[k] ? branches_[k].size - 2 : 0; };
+  auto try_short = [&](size_t k, int64_t between) {
+    const Branch& b = branches_[k];
+    const int64_t t = pos_[b.label];
+    // Forward, the branch's own shrinking moves the target too.
+    const int64_t d = t > b.start ? t - b.start - between - b.size : t - b.start + between - 2;
+    if (!fits8(d)) return false;
+    short_[k] = 1;
+    return true;
+  };
+  std::vector<int64_t> sum(n + 1, 0);
+  bool any = false;
+  for (bool changed = true; changed;) {
+    changed = false;
+    // From the end: sum[k] = what branches k..n-1 save.
+    sum[n] = 0;
+    for (size_t k = n; k-- > 0;) {
+      const Branch& b = branches_[k];
+      if (!short_[k] && b.opcode_short && pos_[b.label] > b.start &&
+          try_short(k, sum[k + 1] - sum[at_target[k]]))
+        changed = true;
+      sum[k] = sum[k + 1] + saving(k);
+    }
+    // From the start: sum[k] = what branches 0..k-1 save.
+    sum[0] = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const Branch& b = branches_[k];
+      if (!short_[k] && b.opcode_short && pos_[b.label] <= b.start &&
+          try_short(k, sum[k] - sum[at_target[k]]))
+        changed = true;
+      sum[k + 1] = sum[k] + saving(k);
+    }
+    any |= changed;
+  }
+  return any;
+}
+
+void Emitter::shorten() {
+  std::vector<uint8_t> out(len_);
+  std::vector<int64_t> saved(branches_.size() + 1, 0);
+  size_t w = 0, r = 0;
+  for (size_t k = 0; k < branches_.size(); ++k) {
+    Branch& b = branches_[k];
+    const auto start = static_cast<size_t>(b.start);
+    std::memcpy(out.data() + w, buf_.data() + r, start - r);
+    w += start - r;
+    r = start + b.size;
+    saved[k + 1] = saved[k] + (short_[k] ? b.size - 2 : 0);
+    b.start = static_cast<int64_t>(w);
+    if (short_[k]) {
+      out[w] = b.opcode_short;
+      w += 2;
+      b.size = 2;
     } else {
-      auto v = static_cast<uint32_t>(static_cast<int32_t>(d));
-      for (int i = 0; i < 4; ++i) buf_[f.at + i] = static_cast<uint8_t>(v >> (8 * i));
+      std::memcpy(out.data() + w, buf_.data() + start, b.size);
+      w += b.size;
     }
   }
-  return passes_ > 1 && len_ == prev_size_;
+  std::memcpy(out.data() + w, buf_.data() + r, len_ - r);
+  w += len_ - r;
+  // Each label moves back by what the branches before it (in the old
+  // layout: start + saved) save. Labels come mostly in code order: a cursor
+  // that moves forward, restarted when a label lies behind it.
+  auto old_start = [&](size_t k) { return branches_[k].start + saved[k]; };
+  size_t j = 0;
+  int64_t last = -1;
+  for (int64_t& p : pos_) {
+    if (p < 0) continue;
+    if (p < last) j = 0;
+    last = p;
+    while (j < branches_.size() && old_start(j) < p) ++j;
+    p -= saved[j];
+  }
+  buf_.swap(out);
+  len_ = w;
+}
+
+void Emitter::finish() {
+  if (relax()) shorten();
+  for (const Branch& b : branches_) {
+    assert(pos_[b.label] >= 0 && "branch to a label never bound");
+    const int64_t end = b.start + b.size;
+    const int64_t d = pos_[b.label] - end;
+    if (b.size == 2) {
+      assert(fits8(d));
+      buf_[static_cast<size_t>(end - 1)] = static_cast<uint8_t>(static_cast<int8_t>(d));
+    } else {
+      auto v = static_cast<uint32_t>(static_cast<int32_t>(d));
+      for (int i = 0; i < 4; ++i) buf_[static_cast<size_t>(end - 4 + i)] = static_cast<uint8_t>(v >> (8 * i));
+    }
+  }
 }
 
 int Emitter::new_label() {
   int l = static_cast<int>(next_label_++);
   if (pos_.size() <= static_cast<size_t>(l)) pos_.resize(l + 1, -1);
-  if (prev_pos_.size() <= static_cast<size_t>(l)) prev_pos_.resize(l + 1, -1);
   return l;
 }
 
@@ -284,27 +371,11 @@ void Emitter::pop(Reg r) {
 void Emitter::call(Reg r) { enc(0, false, false, 0xff, 2, r); }
 void Emitter::jmp(Reg r) { enc(0, false, false, 0xff, 4, r); }
 
-// opcode_short: 0x70+cc for jcc, 0xeb for jmp, -1 for call (always rel32).
-void Emitter::branch(int opcode_short, int label) {
-  size_t here = len_;
-  size_t k = jump_at_.size();
-  jump_at_.push_back(static_cast<int64_t>(here));
-  bool short_ok = false;
-  if (opcode_short >= 0) {
-    if (pos_[label] >= 0) {  // backward: the distance is known exactly
-      short_ok = fits8(pos_[label] - static_cast<int64_t>(here + 2));
-    } else if (k < prev_jump_at_.size() && prev_pos_[label] >= 0) {
-      // Forward: at most the previous pass's distance, as code only shrinks.
-      short_ok = prev_pos_[label] - (prev_jump_at_[k] + 2) <= 127;
-    }
-  }
-  if (short_ok) {
-    put(static_cast<uint8_t>(opcode_short));
-    put(0);
-    fixups_.push_back({len_ - 1, len_, label, true});
-    return;
-  }
-  if (opcode_short < 0) {
+// opcode_short: 0x70+cc for jcc, 0xeb for jmp, 0 for call. Emitted long;
+// finish() shortens what fits.
+void Emitter::branch(uint8_t opcode_short, int label) {
+  const auto start = static_cast<int64_t>(len_);
+  if (opcode_short == 0) {
     put(0xe8);
   } else if (opcode_short == 0xeb) {
     put(0xe9);
@@ -313,11 +384,11 @@ void Emitter::branch(int opcode_short, int label) {
     put(static_cast<uint8_t>(opcode_short + 0x10));
   }
   put32(0);
-  fixups_.push_back({len_ - 4, len_, label, false});
+  branches_.push_back({start, label, opcode_short, static_cast<uint8_t>(len_ - static_cast<size_t>(start))});
 }
 
-void Emitter::jcc(Cond c, int label) { branch(0x70 | static_cast<int>(c), label); }
+void Emitter::jcc(Cond c, int label) { branch(static_cast<uint8_t>(0x70 | static_cast<int>(c)), label); }
 void Emitter::jmp(int label) { branch(0xeb, label); }
-void Emitter::call(int label) { branch(-1, label); }
+void Emitter::call(int label) { branch(0, label); }
 
 }  // namespace ember::jit

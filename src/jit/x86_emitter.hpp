@@ -1,13 +1,17 @@
 // An x86-64 instruction encoder with labels, for the JIT. Branches are
-// sized by passes: the first pass emits every forward branch with a 32-bit
-// displacement; each later pass makes a branch short (8-bit) when the
-// distance it had in the previous pass fits. Code only shrinks from pass to
-// pass, so a branch short in one pass stays short in the next, and the
-// layout reaches a fixed point (the kernel's x86 JIT iterates the same way).
+// emitted with 32-bit displacements and recorded; finish() then sizes them
+// by branch relaxation on that record alone (a branch becomes short, 8-bit,
+// when its distance fits, repeated until no more do: making a branch short
+// only brings others closer, so the choice only grows) and rewrites the
+// code once, shortening those branches. The code between branches does not
+// depend on where it lands (no rip-relative operands), so this is the code
+// a second emission pass would give; the kernel's x86 JIT reaches the same
+// fixed point by emitting the whole program again until its size settles.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace ember::jit {
@@ -33,15 +37,19 @@ struct Mem {
 
 class Emitter {
  public:
-  // Starts a pass. Labels 0..fixed_labels-1 exist from the start (the JIT
-  // uses one per eBPF instruction); new_label() hands out the next ones in
-  // the same order every pass.
-  void begin_pass(size_t fixed_labels);
-  // Patches the branches of the pass; true when the layout is the same as
-  // the previous pass's (the fixed point).
-  bool end_pass();
+  // Starts the code. Labels 0..fixed_labels-1 exist from the start (the
+  // JIT uses one per eBPF instruction); new_label() hands out the next ones.
+  void begin(size_t fixed_labels);
+  // Sizes and patches the branches: the code is final.
+  void finish();
 
   size_t size() const { return len_; }
+  // The code, leaving the emitter empty.
+  std::vector<uint8_t> take() {
+    buf_.resize(len_);
+    len_ = 0;
+    return std::move(buf_);
+  }
   const uint8_t* data() const { return buf_.data(); }
   // Makes room for `bytes` more bytes; call before each group of
   // instructions (an eBPF instruction emits at most a few hundred).
@@ -51,7 +59,7 @@ class Emitter {
 
   int new_label();
   void bind(int label);
-  // The label's offset in the code of the last pass, or -1 if unbound.
+  // The label's offset in the code (final after finish()), or -1 if unbound.
   int64_t label_pos(int label) const { return pos_[label]; }
 
   // op dst, src / op dst, imm / op [m], src / op dst, [m] / op [m], imm
@@ -110,23 +118,25 @@ class Emitter {
   // [prefix] [REX] [0F] opcode modrm: the register-direct and memory forms.
   void enc(uint8_t prefix, bool w, bool ext, uint8_t opc, int reg, Reg rm, bool byte_regs = false);
   void enc(uint8_t prefix, bool w, bool ext, uint8_t opc, int reg, const Mem& m, bool byte_regs = false);
-  void branch(int opcode_short, int label);
+  void branch(uint8_t opcode_short, int label);
 
-  struct Fixup {
-    size_t at;   // displacement field
-    size_t end;  // end of the instruction
+  // Which branches can be short (short_).
+  bool relax();
+  // Shortens those branches, moving the code and the labels after them.
+  void shorten();
+
+  struct Branch {
+    int64_t start;
     int label;
-    bool short_;
+    uint8_t opcode_short;  // 0x70+cc, 0xeb (jmp); 0: a call, always long
+    uint8_t size;          // as emitted: 5 or 6
   };
   std::vector<uint8_t> buf_;
   size_t len_ = 0;
-  std::vector<int64_t> pos_, prev_pos_;
-  size_t fixed_labels_ = 0;
+  std::vector<int64_t> pos_;
   size_t next_label_ = 0;
-  std::vector<int64_t> jump_at_, prev_jump_at_;  // where each branch started, in order
-  std::vector<Fixup> fixups_;
-  size_t prev_size_ = 0;
-  int passes_ = 0;
+  std::vector<Branch> branches_;
+  std::vector<uint8_t> short_;  // per branch
 };
 
 }  // namespace ember::jit
