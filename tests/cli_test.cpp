@@ -416,16 +416,16 @@ TEST(Cli, DisasmJitedListsEveryInstructionAndItsCode) {
   std::string line;
   int insns = 0;
   while (std::getline(lines, line)) {
-    // objdump: "%6zu:\t<insn>[  ; annotation]"; --jited: "%6u: <insn>".
+    // objdump: "%6zu:\t<insn>[  ; map, helper]"; --jited: "%6u: " and the same.
     size_t tab = line.find(":\t");
     if (tab == std::string::npos || tab != 6) continue;
     std::string text = line.substr(tab + 2);
     if (text.empty()) continue;  // ld_imm64's second slot
-    text = text.substr(0, text.find("  ; "));
     EXPECT_TRUE(has(jited, "\n" + line.substr(0, tab) + ": " + text + "\n")) << line;
     ++insns;
   }
   EXPECT_GT(insns, 40);
+  EXPECT_TRUE(has(jited, "; bpf_")) << "helper names, as objdump shows them";
   EXPECT_TRUE(has(jited, "; int calls(struct args *a) { @ subprograms.bpf.c:")) << "BTF source lines";
   EXPECT_TRUE(has(jited, " ret\n"));
   EXPECT_FALSE(has(jited, "(invalid)"));
@@ -451,6 +451,36 @@ TEST(Cli, DisasmJitedDecodesTheWholeCorpus) {
       ++programs;
   }
   EXPECT_GE(programs, 30);
+}
+
+// ember prog show: each program's eBPF and JIT code sizes, as bpftool's
+// "xlated 440B  jited 256B" or "not jited".
+TEST(Cli, ProgShowSaysWhatIsJited) {
+  RunDir dir;
+  ember::RuntimeOptions ro;
+  ro.publish = true;
+  ember::Runtime rt(ro);
+  auto jited = ember::Object::open_file(rt, bpf_obj("subprograms"));
+  auto plain = ember::Object::open_file(rt, bpf_obj("printk"));
+  ASSERT_TRUE(jited.ok() && plain.ok());
+  ASSERT_TRUE((*jited)->load().ok());
+  ember::LoadOptions no_jit;
+  no_jit.jit = false;
+  ASSERT_TRUE((*plain)->load(no_jit).ok());
+  const ember::JitProgram* code = (*jited)->prog("calls")->jit();
+  ASSERT_NE(code, nullptr);
+  auto o = ember("prog show");
+  EXPECT_TRUE(has(o, "name calls  section syscall\n\tpid " + std::to_string(getpid()) +
+                         "\n\txlated 440B  jited " + std::to_string(code->code().size()) + "B\n"))
+      << o.text;
+  EXPECT_TRUE(has(o, "name say  section syscall\n\tpid " + std::to_string(getpid()) + "\n\txlated "))
+      << o.text;
+  EXPECT_TRUE(has(o, "B  not jited\n")) << o.text;
+  auto j = ember("prog show -j");
+  EXPECT_TRUE(has(j, "\"name\":\"calls\",\"section\":\"syscall\",\"pid\":" + std::to_string(getpid()) +
+                         ",\"bytes_xlated\":440,\"jited\":true,\"bytes_jited\":" +
+                         std::to_string(code->code().size()) + "}"))
+      << j.text;
 }
 
 TEST(Cli, DisasmJitedBadInput) {

@@ -75,9 +75,11 @@ class Runtime final : public MapResolver {
 
  private:
   friend class Object;
+  friend class Prog;
   uint32_t add_prog(const Prog* p);
   void release_prog(uint32_t id);
-  void republish() const;  // with mu_ held
+  void prog_changed() const;  // republishes (a program verified after load)
+  void republish() const;     // with mu_ held
 
   RuntimeOptions opts_;
   HelperTable helpers_;

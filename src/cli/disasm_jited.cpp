@@ -72,6 +72,8 @@ void print_program(const Prog& p, const std::vector<JitBlock>& blocks, bool byte
     const BtfLineInfo* l = file.source_line(p.linked(), i);
     return l && !l->source.empty() ? source_comment(*l) : std::string();
   };
+  InsnNotes notes(p.linked());
+  opts.annotation = [&](size_t i) { return notes(i, p.code().insts[i]); };
   for (const std::string& line : jit_listing_text(blocks, p.code(), opts)) std::printf("%s\n", line.c_str());
 }
 

@@ -36,6 +36,24 @@ std::string source_comment(const BtfLineInfo& l) {
   return "; " + src + " @ " + file + ":" + std::to_string(l.line);
 }
 
+InsnNotes::InsnNotes(const ObjectProgram& p) : helpers_(default_helper_table()) {
+  for (const DataRef& r : p.data_refs)
+    refs_[r.insn] =
+        r.section.empty() ? "extern " + r.symbol
+        : r.section == ".maps" || r.section == "maps"
+            ? "map " + r.symbol
+            : r.section + (r.symbol.empty() ? "" : " " + r.symbol) + "+" + std::to_string(r.offset);
+}
+
+std::string InsnNotes::operator()(size_t index, const Inst& insn) const {
+  std::string s;
+  if (auto r = refs_.find(index); r != refs_.end()) s += "  ; " + r->second;
+  if (insn.op == Op::CALL)
+    if (const HelperDef* h = helpers_.find(static_cast<int64_t>(insn.imm)))
+      s += "  ; " + std::string(h->name);
+  return s;
+}
+
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail(path, ": cannot open: ", std::strerror(errno));

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "ember/btf.hpp"
+#include "ember/helpers.hpp"
 #include "ember/isa.hpp"
+#include "ember/object.hpp"
 #include "ember/result.hpp"
 
 namespace ember::cli {
@@ -35,5 +38,18 @@ std::string json_text(const std::string& v);
 
 // "; the source text @ file.c:LINE", as `ember objdump` shows BTF line info.
 std::string source_comment(const BtfLineInfo& l);
+
+// What listings add after an instruction of a linked program: the map,
+// global or extern an ld_imm64 names, the helper a call calls
+// ("  ; map counts", "  ; bpf_map_lookup_elem"); "" for the others.
+class InsnNotes {
+ public:
+  explicit InsnNotes(const ObjectProgram& p);
+  std::string operator()(size_t index, const Inst& insn) const;
+
+ private:
+  std::map<size_t, std::string> refs_;
+  HelperTable helpers_;
+};
 
 }  // namespace ember::cli

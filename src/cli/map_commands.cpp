@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
@@ -198,11 +199,18 @@ int cmd_prog(const std::vector<std::string>& argv) {
     if (json) {
       out += (out.size() > 1 ? "," : "") + std::string("{\"id\":") + std::to_string(p.id) + ",\"type\":\"" +
              p.type + "\",\"name\":\"" + p.name + "\",\"section\":\"" + p.section +
-             "\",\"pid\":" + std::to_string(p.pid) + "}";
+             "\",\"pid\":" + std::to_string(p.pid) + ",\"bytes_xlated\":" + std::to_string(p.xlated_bytes) +
+             ",\"jited\":" + (p.jited_bytes ? "true" : "false") +
+             (p.jited_bytes ? ",\"bytes_jited\":" + std::to_string(p.jited_bytes) : "") + "}";
     } else {
-      // bpftool: "ID: TYPE  name NAME  tag ..."; Ember adds where it runs.
-      std::printf("%u: %s  name %s  section %s\n\tpid %d\n", p.id, p.type.c_str(), p.name.c_str(),
-                  p.section.c_str(), p.pid);
+      // bpftool: "ID: TYPE  name NAME  tag ..." and "xlated 440B  jited
+      // 256B" (or "not jited"); Ember adds where it runs.
+      std::printf("%u: %s  name %s  section %s\n\tpid %d\n\txlated %" PRIu64 "B  ", p.id, p.type.c_str(),
+                  p.name.c_str(), p.section.c_str(), p.pid, p.xlated_bytes);
+      if (p.jited_bytes)
+        std::printf("jited %" PRIu64 "B\n", p.jited_bytes);
+      else
+        std::printf("not jited\n");
     }
   }
   if (json) std::printf("%s]\n", out.c_str());

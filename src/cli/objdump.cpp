@@ -22,14 +22,7 @@ int error(const std::string& msg, int code = 1) {
 void dump_program(const ObjectFile& obj, const ObjectProgram& p, bool source, bool bytes) {
   std::printf("%s (SEC(\"%s\"), %s), %zu instructions:\n", p.name.c_str(), p.section.c_str(),
               std::string(prog_type_name(p.type.def->prog_type)).c_str(), p.insns.size());
-  std::map<size_t, std::string> refs;
-  for (const DataRef& r : p.data_refs)
-    refs[r.insn] =
-        r.section.empty() ? "extern " + r.symbol
-        : r.section == ".maps" || r.section == "maps"
-            ? "map " + r.symbol
-            : r.section + (r.symbol.empty() ? "" : " " + r.symbol) + "+" + std::to_string(r.offset);
-  HelperTable helpers = default_helper_table();
+  InsnNotes notes(p);
   std::string last;
   for (size_t i = 0; i < p.insns.size(); ++i) {
     if (const BtfLineInfo* l = source ? obj.source_line(p, i) : nullptr; l && !l->source.empty()) {
@@ -38,11 +31,7 @@ void dump_program(const ObjectFile& obj, const ObjectProgram& p, bool source, bo
       last = c;
     }
     auto insn = decode_insn(p.insns, i);
-    std::string text = insn ? disassemble_insn(*insn, i) : "<" + insn.error().message + ">";
-    if (auto r = refs.find(i); r != refs.end()) text += "  ; " + r->second;
-    if (insn && insn->op == Op::CALL)
-      if (const HelperDef* h = helpers.find(static_cast<int64_t>(insn->imm)))
-        text += "  ; " + std::string(h->name);
+    std::string text = insn ? disassemble_insn(*insn, i) + notes(i, *insn) : "<" + insn.error().message + ">";
     std::printf("%6zu:", i);
     if (bytes) {
       const RawInsn& x = p.insns[i];

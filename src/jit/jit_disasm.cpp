@@ -150,7 +150,8 @@ std::vector<std::string> jit_listing_text(const std::vector<JitBlock>& blocks, c
         if (!src.empty()) last_source = src;
       }
       std::snprintf(buf, sizeof buf, "%6u: ", *b.insn);
-      out.push_back(buf + disassemble_insn(prog.insts[*b.insn], *b.insn));
+      out.push_back(buf + disassemble_insn(prog.insts[*b.insn], *b.insn) +
+                    (opts.annotation ? opts.annotation(*b.insn) : std::string()));
     }
     for (const NativeInsn& n : b.native) {
       std::snprintf(buf, sizeof buf, "\t%6" PRIx32 ":\t", n.offset);

@@ -49,6 +49,8 @@ struct JitTextOptions {
   // The C source line of an eBPF instruction ("" when unknown); printed
   // above the instruction where it changes, like `ember objdump`.
   std::function<std::string(size_t insn)> source;
+  // Appended to the eBPF instruction's line ("  ; map counts").
+  std::function<std::string(size_t insn)> annotation;
 };
 
 // The listing as text lines:

@@ -319,6 +319,7 @@ VerifyResult Prog::verify(int log_level) {
   jit_.reset();
   jit_error_.clear();
   if (r.ok) compile_jit();
+  if (id_) rt_->prog_changed();  // verified after load: `ember prog show` sees its JIT code
   return r;
 }
 

@@ -46,7 +46,8 @@ Status publish(const std::vector<PublishedMap>& maps, const std::vector<Publishe
     if (!f) return fail(tmp, ": cannot write");
     for (const auto& m : maps) f << "map " << m.id << ' ' << m.fd << ' ' << m.type << ' ' << m.name << '\n';
     for (const auto& p : progs)
-      f << "prog " << p.id << ' ' << p.type << ' ' << p.name << ' ' << p.section << '\n';
+      f << "prog " << p.id << ' ' << p.type << ' ' << p.name << ' ' << p.section << ' ' << p.xlated_bytes
+        << ' ' << p.jited_bytes << '\n';
   }
   if (rename(tmp.c_str(), own_file().c_str()) != 0) return fail(own_file(), ": ", std::strerror(errno));
   return ok_status();
@@ -77,7 +78,9 @@ void read_published(std::vector<PublishedMap>* maps, std::vector<PublishedProg>*
         if (in >> m.id >> m.fd >> m.type >> m.name && maps) maps->push_back(m);
       } else if (kind == "prog") {
         PublishedProg p{pid, 0, "", "", ""};
-        if (in >> p.id >> p.type >> p.name >> p.section && progs) progs->push_back(p);
+        if (!(in >> p.id >> p.type >> p.name >> p.section) || !progs) continue;
+        in >> p.xlated_bytes >> p.jited_bytes;  // absent in files of older versions
+        progs->push_back(p);
       }
     }
   }

@@ -6,7 +6,8 @@
 // A directory per user ($EMBER_RUN_DIR, default /dev/shm/ember-UID) holds
 // one file per publishing process, PID.objects, one line per object:
 //   map ID FD TYPE NAME        (the segment is /proc/PID/fd/FD)
-//   prog ID TYPE NAME SECTION
+//   prog ID TYPE NAME SECTION XLATED JITED   (code sizes in bytes; JITED 0:
+//                                            no JIT code)
 // and pins/NAME, the segments of maps pinned by name.
 #pragma once
 
@@ -35,6 +36,8 @@ struct PublishedProg {
   pid_t pid;
   uint32_t id;
   std::string type, name, section;
+  uint64_t xlated_bytes = 0;  // its eBPF code (bpftool's "xlated")
+  uint64_t jited_bytes = 0;   // its JIT code; 0: it runs in the interpreter
 };
 
 // Rewrites this process's file (atomically: a temporary file renamed).

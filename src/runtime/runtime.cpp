@@ -32,7 +32,8 @@ void Runtime::republish() const {
     maps.push_back({pid, id, m->fd(), std::string(map_type_name(m->type())),
                     m->spec().name.empty() ? "-" : m->spec().name});
   for (const auto& [id, p] : progs_)
-    progs.push_back({pid, id, std::string(prog_type_name(p->type())), p->name(), p->section()});
+    progs.push_back({pid, id, std::string(prog_type_name(p->type())), p->name(), p->section(),
+                     8 * p->code().insts.size(), p->jit() ? p->jit()->code().size() : 0});
   (void)publish(maps, progs);
 }
 
@@ -110,6 +111,11 @@ const Prog* Runtime::prog_by_interpreter(const Interpreter* interp) const {
   std::shared_lock lock(mu_);
   auto it = prog_interps_.find(interp);
   return it == prog_interps_.end() ? nullptr : it->second;
+}
+
+void Runtime::prog_changed() const {
+  std::unique_lock lock(mu_);
+  republish();
 }
 
 void Runtime::release_prog(uint32_t id) {
