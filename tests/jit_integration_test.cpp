@@ -4,7 +4,16 @@
 // clang-built corpus run through the runtime (return values, contexts and
 // maps), and that the code goes when the object does.
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -187,6 +196,71 @@ TEST(JitIntegration, BlindedCodeDiffersAndAgrees) {
   ASSERT_TRUE(ra.ok() && rb.ok());
   EXPECT_EQ(*ra, *rb);
   EXPECT_EQ(ca, cb);
+}
+
+// Makes mprotect(..., PROT_EXEC) fail with EPERM in this process (a seccomp
+// filter, as a sandbox with a W^X policy would have): the JIT cannot make
+// its code executable.
+bool forbid_executable_memory() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[2])),  // prot, low half
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+// In a child process without executable memory: the JIT fails, the program
+// runs in the interpreter's fast mode with the right results, and plan()
+// says why. Exit 0 when all holds, 1 otherwise, 2 without seccomp; what
+// plan() said goes to `out`.
+[[noreturn]] void run_without_executable_memory(int out) {
+  if (!forbid_executable_memory()) _exit(2);
+  auto l = load("subprograms");
+  Prog* p = l ? l->obj->prog("calls") : nullptr;
+  if (!p || !p->verified() || p->jit()) _exit(1);
+  Bytes ctx(32);
+  ctx[0] = 3;
+  RunPlan plan = p->plan(RunInput{ctx.data(), ctx.size()}, unchecked());
+  auto r = p->run(RunInput{ctx.data(), ctx.size()}, unchecked());
+  uint64_t got[3];
+  std::memcpy(got, ctx.data() + 8, sizeof got);
+  (void)!write(out, plan.why.data(), plan.why.size());
+  bool ok = plan.engine == Engine::Interpreter && !plan.checked && r.ok() && got[0] == 25 && got[1] == 9 &&
+            got[2] == 30;  // 3*3 + 4*4; 3 scaled by 3; 0 + 1 + 4 + 9 + 16 from bpf_loop
+  _exit(ok ? 0 : 1);
+}
+
+TEST(JitIntegration, FailedCompileFallsBackToTheInterpreter) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    run_without_executable_memory(fds[1]);
+  }
+  close(fds[1]);
+  std::string why;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) why.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died: signal " << WTERMSIG(status);
+  if (WEXITSTATUS(status) == 2) GTEST_SKIP() << "seccomp filters unavailable here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << why;
+  EXPECT_EQ(why,
+            "the JIT failed, the interpreter runs it: JIT: mprotect to read+execute failed: "
+            "Operation not permitted");
 }
 
 // ---- the corpus, engine against engine ----
