@@ -7,7 +7,6 @@
 // interpreter's fast mode (Interpreter::run_tail_call).
 #include <x86intrin.h>
 
-#include <optional>
 #include <sstream>
 
 #include "ember/asm.hpp"
@@ -27,7 +26,10 @@ struct JitProgram::Impl final : FunctionRunner {
   std::vector<JitLine> lines;
   std::vector<uint64_t> code_table;  // per instruction slot: its code's address, 0 if not compiled
 
+  // A run from instruction pc on frame f: the outermost, or nested in a run
+  // on f (callbacks, tail calls), whose state it saves and restores.
   Result<uint64_t> execute(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
+  Result<uint64_t> enter(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
   Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const override;
   Error error_of(jit::JitFrame& f) const;
 };
@@ -35,6 +37,21 @@ struct JitProgram::Impl final : FunctionRunner {
 namespace jit {
 
 struct Access {
+  static Result<uint64_t> run(const JitProgram& p, const RunInput& in, const RunOptions& opts) {
+    JitFrame f;
+    f.env = opts.helper_env;
+    f.trace_out = opts.trace_out;
+    f.input = &in;
+    f.options = &opts;
+    f.attach_cookie = opts.attach_cookie;
+    f.func_ip = opts.func_ip;
+    if (opts.random_seed)
+      f.prandom_state = opts.random_seed;
+    else
+      f.prandom_state ^= static_cast<uint64_t>(__rdtsc());
+    const uint64_t args[5] = {reinterpret_cast<uint64_t>(in.ctx), in.ctx_size, 0, 0, 0};
+    return p.impl_->execute(f, 0, args, 0);
+  }
   static Result<uint64_t> tail_call(const JitProgram& p, JitFrame& f, uint64_t ctx) {
     const uint64_t args[5] = {ctx, 0, 0, 0, 0};
     return p.impl_->execute(f, 0, args, f.depth);
@@ -96,15 +113,9 @@ Error JitProgram::Impl::error_of(jit::JitFrame& f) const {
   }
 }
 
-Result<uint64_t> JitProgram::Impl::execute(jit::JitFrame& f, size_t pc, const uint64_t args[5],
-                                           int frames_below) const {
-  if (frames_below >= kMaxCallFrames)
-    return fail("call depth exceeds ", kMaxCallFrames, " frames (the kernel's limit), counting callbacks");
+Result<uint64_t> JitProgram::Impl::enter(jit::JitFrame& f, size_t pc, const uint64_t args[5],
+                                         int frames_below) const {
   alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
-  const jit::JitState saved = f.st;
-  const int saved_depth = f.depth;
-  const Interpreter* const saved_interp = f.interp;
-  const FunctionRunner* const saved_runner = f.runner;
   f.st = jit::JitState{};
   f.st.code_table = code_table.data();
   f.st.n_insns = code_table.size();
@@ -119,8 +130,21 @@ Result<uint64_t> JitProgram::Impl::execute(jit::JitFrame& f, size_t pc, const ui
   f.interp = interp;
   f.runner = this;
   const uint64_t r0 = entry(&f, reinterpret_cast<const void*>(code_table[pc]));
-  Result<uint64_t> out = r0;
-  if (f.st.err_kind != jit::kErrNone) out = error_of(f);
+  if (f.st.err_kind != jit::kErrNone) [[unlikely]]
+    return error_of(f);
+  return r0;
+}
+
+Result<uint64_t> JitProgram::Impl::execute(jit::JitFrame& f, size_t pc, const uint64_t args[5],
+                                           int frames_below) const {
+  if (frames_below >= kMaxCallFrames)
+    return fail("call depth exceeds ", kMaxCallFrames, " frames (the kernel's limit), counting callbacks");
+  if (!f.st.code_table) return enter(f, pc, args, frames_below);  // the outermost run: nothing to restore
+  const jit::JitState saved = f.st;
+  const int saved_depth = f.depth;
+  const Interpreter* const saved_interp = f.interp;
+  const FunctionRunner* const saved_runner = f.runner;
+  Result<uint64_t> out = enter(f, pc, args, frames_below);
   f.st = saved;
   f.depth = saved_depth;
   f.interp = saved_interp;
@@ -163,28 +187,16 @@ Result<JitProgram> JitProgram::compile(const Interpreter& interp, const JitOptio
 }
 
 Result<uint64_t> JitProgram::run(const RunInput& in, const RunOptions& opts) const {
-  // Nested runs in the interpreter (tail calls into programs without JIT
-  // code) run in its fast mode too. (A copy only when needed: RunOptions
-  // holds a std::function.)
-  std::optional<RunOptions> fast;
-  if (opts.checked || opts.trace) {
-    fast.emplace(opts);
-    fast->checked = false;
-    fast->trace = nullptr;
+  if (opts.checked || opts.trace) [[unlikely]] {
+    // Nested runs in the interpreter (tail calls into programs without JIT
+    // code) run in its fast mode too. (A copy only then: RunOptions holds a
+    // std::function.)
+    RunOptions fast = opts;
+    fast.checked = false;
+    fast.trace = nullptr;
+    return jit::Access::run(*this, in, fast);
   }
-  jit::JitFrame f;
-  f.env = opts.helper_env;
-  f.trace_out = opts.trace_out;
-  f.input = &in;
-  f.options = fast ? &*fast : &opts;
-  f.attach_cookie = opts.attach_cookie;
-  f.func_ip = opts.func_ip;
-  if (opts.random_seed)
-    f.prandom_state = opts.random_seed;
-  else
-    f.prandom_state ^= static_cast<uint64_t>(__rdtsc());
-  const uint64_t args[5] = {reinterpret_cast<uint64_t>(in.ctx), in.ctx_size, 0, 0, 0};
-  return impl_->execute(f, 0, args, 0);
+  return jit::Access::run(*this, in, opts);
 }
 
 std::span<const uint8_t> JitProgram::code() const { return {impl_->mem.data(), impl_->mem.size()}; }
