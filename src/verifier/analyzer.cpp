@@ -31,6 +31,12 @@ State Analyzer::entry_state() const {
   return s;
 }
 
+bool Analyzer::widen_into(const State& old, State& cur, const Thresholds* t) {
+  return merge_state(old, cur, Merge::Widen, t, fresh_id, this);
+}
+
+uint32_t Analyzer::fresh_id(void* self) { return static_cast<Analyzer*>(self)->new_id(); }
+
 void Analyzer::fork(const State& s) {
   if (s.parent) ++s.parent->branches;
   pending_.push_back(s);
@@ -114,7 +120,7 @@ bool Analyzer::prune(State& s, Step& err) {
   if (widen_from) {
     // Callbacks run an unknown number of times: widen until the state at
     // the call stops changing (bounds that grow go to their limits).
-    widen_state(widen_from->st, s);
+    widen_into(widen_from->st, s, nullptr);
     hash = state_hash(s, cfg_.live, cfg_.precise);
   } else {
     if (looping && stats_.insns_processed - insns_at_checkpoint_ < 100) return false;
@@ -260,6 +266,89 @@ Step Analyzer::check_progress(const State& s, const LoopRun& run) {
                        slot + " does not move by at least 1 towards a bound its exit test sets");
 }
 
+namespace {
+
+// Arrivals at a loop head before joins start there: loops that path-by-path
+// walking finishes quickly never lose precision to a join.
+constexpr uint32_t kJoinAfterVisits = 256;
+constexpr size_t kMaxJoinsPerHead = 64;
+
+// Two states a join may merge: every value that is a number in one is the
+// same number in the other (loop counters, flags, indexes stay exact, so
+// the join merges paths of the same iteration and does not widen).
+// Registers whose value is dead or does not matter to safety (`matters`,
+// for the innermost frame) are left out; stack slots are all compared.
+bool same_constants(const State& a, const State& b, LiveSet matters) {
+  for (size_t f = 0; f < a.frames.size(); ++f) {
+    const Frame &fa = a.frames[f], &fb = b.frames[f];
+    auto same = [](const Reg& x, const Reg& y) {
+      bool cx = x.kind == Kind::Scalar && x.val.is_const(), cy = y.kind == Kind::Scalar && y.val.is_const();
+      return !(cx || cy) || (cx && cy && x.val.const_value() == y.val.const_value());
+    };
+    LiveSet regs = f + 1 == a.frames.size() ? matters : LiveSet{0x3c0};  // callers: r6-r9
+    for (int r = 0; r < kNumRegs; ++r)
+      if (((regs >> r) & 1) && !same(fa.regs[r], fb.regs[r])) return false;
+    for (int k = 0; k < kStackSize / 8; ++k) {
+      bool sa = fa.slot[k * 8] == Slot::Spill, sb = fb.slot[k * 8] == Slot::Spill;
+      if (sa != sb) return false;
+      if (sa && !same(fa.spill(k), fb.spill(k))) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Analyzer::HeadResult Analyzer::join_at_head(State& s) {
+  for (const LoopRun& run : s.loops)
+    if (run.head == s.pc) return HeadResult::Normal;  // the widened walk has its own rules
+  auto& joined = joined_at_[s.pc];
+  Checkpoint* with = nullptr;
+  LiveSet matters = cfg_.live[s.pc] & cfg_.precise[s.pc];
+  // (A fully explored state is never an ancestor: those have paths under
+  // way. The ancestor walk is long in long loops, so it comes last.)
+  for (Checkpoint* cp : joined) {
+    if (cp->st.frames.size() != s.frames.size()) continue;
+    if (cp->branches == 0 && state_includes(cp->st, s, cfg_.live, cfg_.precise, /*exact=*/false)) {
+      ++stats_.pruned;
+      return HeadResult::Pruned;
+    }
+    if (!with && same_constants(cp->st, s, matters) && !is_ancestor(cp, s.parent)) with = cp;
+  }
+  if (!with)
+    for (const auto& cp : visited_[s.pc])
+      if (cp->st.frames.size() == s.frames.size() && same_constants(cp->st, s, matters) &&
+          !is_ancestor(cp.get(), s.parent)) {
+        with = cp.get();
+        break;
+      }
+  if (!with) return HeadResult::Normal;
+  // Dead registers would only get in the way (stale ids linking values);
+  // nothing reads them again, so they are dropped, as the kernel's
+  // clean_live_states does.
+  auto drop_dead = [&](State& st) {
+    for (int r = 0; r < kNumRegs; ++r)
+      if (!((cfg_.live[st.pc] >> r) & 1) && r != 10) st.frames.back().regs[r] = Reg{};
+  };
+  State old = with->st, merged = s;
+  drop_dead(old), drop_dead(merged);
+  if (!merge_state(old, merged, Merge::Join, nullptr, fresh_id, this)) return HeadResult::Normal;
+  s = std::move(merged);
+  auto cp = std::make_unique<Checkpoint>();
+  cp->st = s;
+  cp->hash = state_hash(s, cfg_.live, cfg_.precise);
+  cp->parent = s.parent;
+  s.parent = cp.get();
+  // The join replaces the state it absorbed as the one later paths meet.
+  std::erase(joined, with);
+  joined.push_back(cp.get());
+  if (joined.size() > kMaxJoinsPerHead) joined.erase(joined.begin());  // the oldest stops being compared
+  loop_invariants_.push_back(std::move(cp));
+  ++stats_.states;
+  joined_ = true;
+  return HeadResult::Handled;
+}
+
 // A path that comes to a loop head in a state an invariant there includes
 // is safe and ends: every iteration from any state of the invariant was
 // checked, and so was every way out of the loop.
@@ -290,7 +379,7 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
     }
     State pre = s;
     s = std::move(plain);
-    widen_state(run.inv->st, s, cfg_.thresholds(s.pc));
+    widen_into(run.inv->st, s, cfg_.thresholds(s.pc));
     EpochInfo prev = epochs_[run.epoch];
     start_epoch(s, run, pre, &prev);
     s.loops[li] = run;
@@ -299,6 +388,10 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
   if (proven_by_invariant(s)) {
     ++stats_.pruned;
     return HeadResult::Pruned;
+  }
+  if (joins_ && visits_[s.pc] > kJoinAfterVisits) {
+    HeadResult r = join_at_head(s);
+    if (r != HeadResult::Normal) return r;
   }
   State::HeadVisits* hv = nullptr;
   for (auto& v : s.head_visits)
@@ -317,7 +410,7 @@ Analyzer::HeadResult Analyzer::at_loop_head(State& s, Step& err) {
   // Widen from the state of the previous iteration of this entry into the loop.
   std::shared_ptr<const State> last = hv->last;
   State pre = s;
-  if (!widen_state(*last, s, cfg_.thresholds(s.pc))) {
+  if (!widen_into(*last, s, cfg_.thresholds(s.pc))) {
     s = std::move(pre);
     return HeadResult::Normal;
   }

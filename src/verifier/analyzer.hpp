@@ -95,6 +95,8 @@ class Analyzer {
 
  private:
   bool prune(State& s, Step& err);
+  bool widen_into(const State& old, State& cur, const Thresholds* t);  // merge_state(Widen) with fresh ids
+  static uint32_t fresh_id(void* self);
   // Loops (see LoopRun): at a loop head, after a few iterations walked one
   // by one, the state is widened into an invariant and one more iteration
   // is walked with it; coming back, a counter must have moved towards a
@@ -141,6 +143,22 @@ class Analyzer {
   // they prune later arrivals like any stored state.
   std::map<uint32_t, std::vector<std::pair<const Checkpoint*, uint32_t>>> invariants_at_;
   bool proven_by_invariant(const State& s) const;
+  // Path explosion inside loops (a parser whose every iteration forks a few
+  // ways): at a hot loop head, a path's state is joined with a state that
+  // another path (not an ancestor: not the previous iteration) brought
+  // there with the same constants, and the join is explored once in place
+  // of both. If the program is then rejected, verify() runs again without
+  // joins, so joining never costs a program the kernel's precision.
+  HeadResult join_at_head(State& s);
+  std::map<uint32_t, std::vector<Checkpoint*>> joined_at_;
+  bool joins_ = true;
+  bool joined_ = false;
+
+ public:
+  void disable_joins() { joins_ = false; }
+  bool joined() const { return joined_; }
+
+ private:
   bool fall_back(State& s);
   std::map<uint32_t, EpochInfo> epochs_;
 

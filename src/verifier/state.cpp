@@ -141,26 +141,106 @@ bool state_includes(const State& old, const State& cur, const std::vector<LiveSe
 
 namespace {
 
-Reg widen_reg(const Reg& o, const Reg& c, const Thresholds* t) {
+bool offsets_may_meet(Kind k) { return k == Kind::Packet || k == Kind::PacketMeta || k == Kind::MapValue; }
+
+Reg merge_reg(const Reg& o, const Reg& c, Merge how, const Thresholds* t) {
   if (o.kind != c.kind) return Reg{};
   if (c.kind == Kind::NotInit) return c;
   Reg w = c;
-  w.val = o.val.widen(c.val, t);
-  if (c.kind == Kind::Scalar) {
-    if (!(w.val == c.val)) w.id = 0;  // a copy of another value no more
-    return w;
+  Scalar ov = o.val, cv = c.val;
+  int32_t orange = o.range, crange = c.range;
+  if (o.off != c.off) {
+    if (how != Merge::Join || !offsets_may_meet(c.kind)) return Reg{};
+    // p + off with variable part v is p + min_off with variable part
+    // v + (off - min_off); the proven packet range shrinks by as much.
+    w.off = std::min(o.off, c.off);
+    ov = alu(AluOp::Add, ov, Scalar::constant(static_cast<uint64_t>(o.off - w.off)), true);
+    cv = alu(AluOp::Add, cv, Scalar::constant(static_cast<uint64_t>(c.off - w.off)), true);
+    orange = std::max(0, orange - (o.off - w.off));
+    crange = std::max(0, crange - (c.off - w.off));
   }
+  w.val = how == Merge::Join ? ov.join(cv) : ov.widen(cv, t);
+  if (c.kind == Kind::Scalar) return w;
   if (o.maybe_null != c.maybe_null || o.inner_map != c.inner_map || o.rdonly != c.rdonly ||
-      o.frame != c.frame || o.map != c.map || o.size != c.size || o.target != c.target || o.off != c.off ||
+      o.frame != c.frame || o.map != c.map || o.size != c.size || o.target != c.target ||
       (o.ref != 0) != (c.ref != 0))
     return Reg{};
-  w.range = std::min(o.range, c.range);
+  w.range = std::min(orange, crange);
   return w;
+}
+
+// Every register and spilled register of a state, in a fixed order.
+template <class Fn>
+void each_value(const State& st, Fn&& fn) {
+  for (const Frame& f : st.frames) {
+    for (const Reg& r : f.regs) fn(&r);
+    for (int k = 0; k < kStackSize / 8; ++k) fn(f.slot[k * 8] == Slot::Spill ? &f.spill(k) : nullptr);
+  }
+}
+template <class Fn>
+void each_value_mut(State& st, Fn&& fn) {
+  for (Frame& f : st.frames) {
+    for (Reg& r : f.regs) fn(&r);
+    for (int k = 0; k < kStackSize / 8; ++k) fn(f.slot[k * 8] == Slot::Spill ? &f.spill_mut(k) : nullptr);
+  }
+}
+
+// The link an id makes: packet pointers without an id share one too (the
+// same variable part: none), so id 0 is a link for them.
+uint64_t link_of(const Reg& r) {
+  if (r.id) return r.id;
+  if (r.kind == Kind::Packet) return 1ull << 32;
+  if (r.kind == Kind::PacketMeta) return 2ull << 32;
+  return 0;
+}
+
+// An id of cur's links values in the merged state only if exactly the
+// same values were linked in old, at the same distance between their fixed
+// offsets (merge_reg moves the same amount into each variable part): then
+// whatever a check learns through it (NULL, packet range, a copied
+// scalar's bounds) holds for both. Other values get an id of their own.
+void fix_ids(const State& old, State& cur, uint32_t (*fresh_id)(void*), void* id_ctx) {
+  struct Link {
+    uint64_t cur, old;
+    int64_t delta;
+  };
+  std::vector<Link> links;
+  std::vector<const Reg*> olds;
+  each_value(old, [&](const Reg* r) { olds.push_back(r); });
+  size_t i = 0;
+  each_value(cur, [&](const Reg* r) {
+    const Reg* o = olds[i++];
+    if (r && link_of(*r))
+      links.push_back(
+          {link_of(*r), o && o->kind == r->kind ? link_of(*o) : 0, o ? int64_t{o->off} - r->off : 0});
+  });
+  auto consistent = [&](uint64_t cid) {
+    const Link* first = nullptr;
+    for (const Link& l : links)
+      if (l.cur == cid) {
+        if (l.old == 0 || (first && (l.old != first->old || l.delta != first->delta))) return false;
+        if (!first) first = &l;
+      }
+    for (const Link& l : links)
+      if (l.old == first->old && l.cur != cid) return false;
+    return true;
+  };
+  std::vector<std::pair<uint64_t, bool>> verdicts;
+  each_value_mut(cur, [&](Reg* r) {
+    if (!r || !link_of(*r)) return;
+    uint64_t id = link_of(*r);
+    bool ok = false, known = false;
+    for (auto [v, good] : verdicts)
+      if (v == id) ok = good, known = true;
+    if (!known) verdicts.emplace_back(id, ok = consistent(id));
+    if (!ok) r->id = r->kind == Kind::Scalar ? 0 : fresh_id(id_ctx);
+  });
 }
 
 }  // namespace
 
-bool widen_state(const State& old, State& cur, const Thresholds* t) {
+bool merge_state(const State& old, State& cur, Merge how, const Thresholds* t, uint32_t (*fresh_id)(void*),
+                 void* id_ctx) {
   if (old.frames.size() != cur.frames.size() || old.refs.size() != cur.refs.size() ||
       old.lock_map != cur.lock_map || old.lock_off != cur.lock_off)
     return false;
@@ -168,11 +248,16 @@ bool widen_state(const State& old, State& cur, const Thresholds* t) {
     const Frame& o = old.frames[f];
     Frame& c = cur.frames[f];
     if (o.callsite != c.callsite || o.subprog != c.subprog || o.callback != c.callback) return false;
-    for (int r = 0; r < kNumRegs; ++r) c.regs[r] = widen_reg(o.regs[r], c.regs[r], t);
+  }
+  fix_ids(old, cur, fresh_id, id_ctx);
+  for (size_t f = 0; f < old.frames.size(); ++f) {
+    const Frame& o = old.frames[f];
+    Frame& c = cur.frames[f];
+    for (int r = 0; r < kNumRegs; ++r) c.regs[r] = merge_reg(o.regs[r], c.regs[r], how, t);
     for (int s8 = 0; s8 < kStackSize / 8; ++s8) {
       bool ospill = o.slot[s8 * 8] == Slot::Spill, cspill = c.slot[s8 * 8] == Slot::Spill;
       if (ospill && cspill) {
-        Reg w = widen_reg(o.spill(s8), c.spill(s8), t);
+        Reg w = merge_reg(o.spill(s8), c.spill(s8), how, t);
         if (w.kind != Kind::NotInit) {
           c.spill_mut(s8) = w;
           continue;

@@ -166,12 +166,19 @@ using LiveSet = uint16_t;
 bool state_includes(const State& old, const State& cur, const std::vector<LiveSet>& live,
                     const std::vector<LiveSet>& precise, bool exact);
 
-// A state that includes both `old` and `cur` and, repeated, stops growing:
-// scalar bounds that moved go to their limits, mismatched registers become
-// unusable, stack bytes that differ become unknown or uninitialized. Ids
-// and references are cur's. False if the two cannot be merged (different
-// frames, references or locks).
-bool widen_state(const State& old, State& cur, const Thresholds* t = nullptr);
+// A state that includes both `old` and `cur`, written into `cur`.
+// Widen: repeated, it stops growing (scalar bounds that moved go to the
+// next threshold or their limits). Join: the least such state the domain
+// has (bounds are unions; packet and map value pointers at different fixed
+// offsets meet at the smaller one, the difference moved into the variable
+// part). Both: mismatched registers become unusable, stack bytes that
+// differ become unknown or uninitialized; references are cur's, and an id
+// links values only where it linked the same values in both (else scalars
+// lose it and pointers get a fresh one from `fresh_id`). False if the two
+// cannot be merged (different frames, references or locks).
+enum class Merge : uint8_t { Widen, Join };
+bool merge_state(const State& old, State& cur, Merge how, const Thresholds* t, uint32_t (*fresh_id)(void*),
+                 void* id_ctx);
 
 // A hash that states equal under state_includes(..., exact=true) share
 // (ids left out: equality maps them one to one).

@@ -58,6 +58,15 @@ VerifyResult verify(const Program& prog, const VerifyInput& in) {
   }
   verifier::Analyzer a(prog, in, *helpers, cfg);
   VerifyResult r = a.run();
+  if (!r.ok && a.joined()) {
+    // Joins at loop heads merge paths to stop path explosion; they cost
+    // precision, so a rejection is only final from a walk without them.
+    uint64_t first_ns = r.stats.time_ns;
+    verifier::Analyzer again(prog, in, *helpers, cfg);
+    again.disable_joins();
+    r = again.run();
+    r.stats.time_ns += first_ns;
+  }
   if (!r.ok && in.log_level >= 1) {
     std::string path;
     for (size_t i : r.path) path += (path.empty() ? "" : " -> ") + std::to_string(i);
