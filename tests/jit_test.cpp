@@ -344,6 +344,68 @@ TEST(Jit, MemoryAndAtomicsAgreeWithTheInterpreter) {
   std::printf("JIT memory cases: %d programs agree with the interpreter\n", kPrograms);
 }
 
+// Chains of `if rX == imm goto` (C switches): dense ones become jump
+// tables. Values around the chain's bounds, between its cases and far
+// beyond 32 bits, repeated cases, negative bases.
+TEST(Jit, SwitchChainsAgreeWithTheInterpreter) {
+  std::mt19937_64 rng(0x5e1ec7);
+  const HelperTable helpers = conformance_helper_table();
+  int tables = 0, failures = 0;
+  constexpr int kPrograms = 400;
+  for (int p = 0; p < kPrograms && failures < 5; ++p) {
+    const int r = static_cast<int>(rng() % 10);
+    const int cases = 6 + static_cast<int>(rng() % 40);
+    static constexpr int64_t kBases[] = {0, -3, 100, INT32_MIN, INT32_MAX - 200, -100000};
+    const int64_t base = kBases[rng() % std::size(kBases)];
+    const int stride = 1 + static_cast<int>(rng() % 9);
+    std::vector<int32_t> values;
+    for (int c = 0; c < cases; ++c) {
+      int64_t v = rng() % 8 == 0 && c > 0 ? values[rng() % values.size()] : base + int64_t{c} * stride;
+      values.push_back(static_cast<int32_t>(v));
+    }
+    std::vector<RawInsn> v;
+    v.push_back(slot(0x79, r, 1, 0, 0));  // rX = *(u64 *)(r1 + 0)
+    for (int c = 0; c < cases; ++c) v.push_back(slot(0x15, r, 0, 0, values[c]));
+    v.push_back(slot(0xb7, 0, 0, 0, -1));  // no case: r0 = -1
+    v.push_back(slot(0x95, 0, 0, 0, 0));
+    for (int c = 0; c < cases; ++c) {
+      v[1 + c].off = static_cast<int16_t>(v.size() - (2 + c));  // to "r0 = c; exit"
+      v.push_back(slot(0xb7, 0, 0, 0, c));
+      v.push_back(slot(0x95, 0, 0, 0, 0));
+    }
+    auto prog = decode(v);
+    ASSERT_TRUE(prog) << prog.error().message;
+    auto interp = Interpreter::create(*prog, helpers);
+    ASSERT_TRUE(interp);
+    auto jit = JitProgram::compile(*interp);
+    ASSERT_TRUE(jit) << jit.error().message;
+    static const uint8_t kJmpR11[] = {0x41, 0xff, 0xe3};
+    tables += std::search(jit->code().begin(), jit->code().end(), kJmpR11, kJmpR11 + 3) != jit->code().end();
+    for (int k = 0; k < 24; ++k) {
+      int64_t x = values[rng() % values.size()];
+      switch (k % 6) {
+        case 1: x += 1; break;
+        case 2: x = base - 1 - static_cast<int64_t>(rng() % 3); break;
+        case 3: x = base + int64_t{cases} * stride + static_cast<int64_t>(rng() % 3); break;
+        case 4: x += int64_t{1} << 40; break;
+        case 5: x = static_cast<int64_t>(rng()); break;
+        default: break;
+      }
+      std::vector<uint8_t> m1(8), m2(8);
+      std::memcpy(m1.data(), &x, 8);
+      m2 = m1;
+      auto want = interp->run(RunInput::memory(m1), fast_options());
+      auto got = jit->run(RunInput::memory(m2), fast_options());
+      ASSERT_TRUE(want && got);
+      if (*want != *got && ++failures <= 5)
+        ADD_FAILURE() << "input " << x << ": interpreter " << *want << ", JIT " << *got << "\n"
+                      << testing::listing(v);
+    }
+  }
+  std::printf("JIT switch chains: %d programs, %d compiled to jump tables\n", kPrograms, tables);
+  EXPECT_GT(tables, kPrograms / 4);
+}
+
 // ---- random programs that pass the verifier, against the interpreter ----
 
 // ktime_get_ns, made repeatable so that two runs can be compared.

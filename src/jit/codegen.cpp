@@ -200,6 +200,7 @@ void Codegen::emit_stubs() {
     e_.store_imm(4, frame(off_.err_kind), static_cast<int32_t>(s.kind));
     e_.jmp(error_exit_label_);
   }
+  for (const JumpTable& t : tables_) e_.offset_table(t.label, t.entries);
 }
 
 Result<size_t> Codegen::emit_insn(size_t i) {
@@ -232,6 +233,7 @@ Result<size_t> Codegen::emit_insn(size_t i) {
 
 Status Codegen::emit_code() {
   e_.begin(n_ + 4);
+  tables_.clear();
   emit_trampoline();
   for (size_t i = 0; i < n_;) {
     if (!live_[i]) {

@@ -62,6 +62,7 @@ class Codegen {
   void emit_divide(bool w, bool is_signed, bool is_mod, Reg dst);
   void emit_endian(const Inst& in);
   size_t emit_jump(size_t i);
+  size_t emit_switch(size_t i);
   void emit_compare(const Inst& in, bool w);
   void emit_load_store(const Inst& in);
   void emit_atomic(const Inst& in);
@@ -102,6 +103,11 @@ class Codegen {
     uint32_t insn;
   };
   std::vector<Stub> stubs_;
+  struct JumpTable {
+    int label;
+    std::vector<int> entries;
+  };
+  std::vector<JumpTable> tables_;
   uint64_t key_state_ = 1;
 };
 

@@ -1,7 +1,10 @@
 // Jumps: one cmp/test and one jcc per conditional jump (immediates in the
 // instruction, `test r, r` against 0), no code for a jump to the next
-// instruction, and a conditional jump over an unconditional one becomes one
-// jcc with the condition reversed.
+// instruction, a conditional jump over an unconditional one becomes one jcc
+// with the condition reversed, and a chain of `if rX == imm goto` over dense
+// values (a C switch) becomes a jump table.
+#include <algorithm>
+
 #include "jit/codegen.hpp"
 
 namespace ember::jit {
@@ -56,8 +59,51 @@ void Codegen::emit_compare(const Inst& in, bool w) {
     e_.alu(Alu::Cmp, w, d, in.imm);
 }
 
+// At least kMinCases consecutive `if rX == imm goto` on the same register,
+// nothing jumping into the chain after its first, values spanning at most
+// kMaxSpread slots per case: bounds check, then an indirect jump through a
+// table of offsets (the first case of a repeated value wins, as in the
+// chain).
+size_t Codegen::emit_switch(size_t i) {
+  constexpr size_t kMinCases = 8;
+  constexpr int64_t kMaxSpread = 8, kMaxTable = 1 << 16;
+  const Inst& first = prog_.insts[i];
+  size_t end = i;
+  while (end < n_ && live_[end] && prog_.insts[end].op == Op::JEQ_IMM && prog_.insts[end].dst == first.dst &&
+         (end == i || !target_[end]))
+    ++end;
+  if (end - i < kMinCases) return 0;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (size_t k = i; k < end; ++k)
+    lo = std::min<int64_t>(lo, prog_.insts[k].imm), hi = std::max<int64_t>(hi, prog_.insts[k].imm);
+  const int64_t span = hi - lo + 1;
+  if (span > kMaxTable || span > kMaxSpread * static_cast<int64_t>(end - i)) return 0;
+  const int fall = target_label(end);
+  std::vector<int> entries(static_cast<size_t>(span), -1);
+  for (size_t k = i; k < end; ++k) {
+    int& e = entries[static_cast<size_t>(prog_.insts[k].imm - lo)];
+    if (e < 0) e = target_label(prog_.insts[k].target);
+  }
+  for (int& e : entries)
+    if (e < 0) e = fall;
+  const int table = e_.new_label();
+  const Reg r = reg(first.dst);
+  e_.mov(true, kTmp, r);
+  if (lo != 0) e_.alu(Alu::Sub, true, kTmp, static_cast<int32_t>(lo));
+  e_.alu(Alu::Cmp, true, kTmp, static_cast<int32_t>(span - 1));
+  e_.jcc(Cond::A, fall);  // unsigned: below lo wraps around to above
+  e_.lea(kTmp2, table);
+  e_.load(4, true, kTmp, Mem{kTmp2, 0, static_cast<int8_t>(kTmp), 2});
+  e_.alu(Alu::Add, true, kTmp, kTmp2);
+  e_.jmp(kTmp);
+  tables_.push_back({table, std::move(entries)});
+  return end - i;
+}
+
 size_t Codegen::emit_jump(size_t i) {
   const Inst& in = prog_.insts[i];
+  if (in.op == Op::JEQ_IMM && !blinding())
+    if (size_t used = emit_switch(i)) return used;
   if (is_ja(in.op)) {
     if (in.target != next_live(i)) e_.jmp(target_label(in.target));
     return 1;

@@ -17,6 +17,7 @@ void Emitter::begin(size_t fixed_labels) {
   next_label_ = fixed_labels;
   pos_.assign(fixed_labels, -1);
   branches_.clear();
+  tables_.clear();
 }
 
 // Which branches fit an 8-bit displacement once the short ones before them
@@ -114,6 +115,15 @@ void Emitter::shorten() {
 
 void Emitter::finish() {
   if (relax()) shorten();
+  for (const Table& t : tables_) {
+    assert(pos_[t.label] >= 0);
+    for (size_t i = 0; i < t.entries.size(); ++i) {
+      assert(pos_[t.entries[i]] >= 0);
+      auto v = static_cast<uint32_t>(static_cast<int32_t>(pos_[t.entries[i]] - pos_[t.label]));
+      auto at = static_cast<size_t>(pos_[t.label]) + 4 * i;
+      for (int b = 0; b < 4; ++b) buf_[at + b] = static_cast<uint8_t>(v >> (8 * b));
+    }
+  }
   for (const Branch& b : branches_) {
     assert(pos_[b.label] >= 0 && "branch to a label never bound");
     const int64_t end = b.start + b.size;
@@ -385,6 +395,22 @@ void Emitter::branch(uint8_t opcode_short, int label) {
   }
   put32(0);
   branches_.push_back({start, label, opcode_short, static_cast<uint8_t>(len_ - static_cast<size_t>(start))});
+}
+
+void Emitter::lea(Reg dst, int label) {
+  const auto start = static_cast<int64_t>(len_);
+  rex(true, dst, 0, 0, false);
+  put(0x8d);
+  put(static_cast<uint8_t>(((dst & 7) << 3) | 5));  // mod 00, rm 101: [rip + disp32]
+  put32(0);
+  branches_.push_back({start, label, 0, static_cast<uint8_t>(len_ - static_cast<size_t>(start))});
+}
+
+void Emitter::offset_table(int label, const std::vector<int>& entries) {
+  ensure(4 * entries.size() + 4);
+  bind(label);
+  for (size_t i = 0; i < entries.size(); ++i) put32(0);
+  tables_.push_back({label, entries});
 }
 
 void Emitter::jcc(Cond c, int label) { branch(static_cast<uint8_t>(0x70 | static_cast<int>(c)), label); }

@@ -4,8 +4,9 @@
 // when its distance fits, repeated until no more do: making a branch short
 // only brings others closer, so the choice only grows) and rewrites the
 // code once, shortening those branches. The code between branches does not
-// depend on where it lands (no rip-relative operands), so this is the code
-// a second emission pass would give; the kernel's x86 JIT reaches the same
+// depend on where it lands (rip-relative operands are recorded like
+// branches and patched last), so this is the code a second emission pass
+// would give; the kernel's x86 JIT reaches the same
 // fixed point by emitting the whole program again until its size settles.
 #pragma once
 
@@ -107,6 +108,11 @@ class Emitter {
   void jcc(Cond c, int label);
   void jmp(int label);
   void call(int label);  // rel32 call
+  // dst = the address of a label (lea dst, [rip + disp32]).
+  void lea(Reg dst, int label);
+  // A table of 32-bit offsets from its own start (bound to `label`) to
+  // each entry's label: jump tables.
+  void offset_table(int label, const std::vector<int>& entries);
 
  private:
   void put(uint8_t b) { buf_[len_++] = b; }
@@ -128,8 +134,8 @@ class Emitter {
   struct Branch {
     int64_t start;
     int label;
-    uint8_t opcode_short;  // 0x70+cc, 0xeb (jmp); 0: a call, always long
-    uint8_t size;          // as emitted: 5 or 6
+    uint8_t opcode_short;  // 0x70+cc, 0xeb (jmp); 0: a call or lea, always long
+    uint8_t size;          // as emitted: 5, 6 (7: lea), the displacement last
   };
   std::vector<uint8_t> buf_;
   size_t len_ = 0;
@@ -137,6 +143,11 @@ class Emitter {
   size_t next_label_ = 0;
   std::vector<Branch> branches_;
   std::vector<uint8_t> short_;  // per branch
+  struct Table {
+    int label;
+    std::vector<int> entries;
+  };
+  std::vector<Table> tables_;
 };
 
 }  // namespace ember::jit
