@@ -1,0 +1,63 @@
+// The hook engine: runs a function on a thread of this process when it
+// reaches an address (entry hooks, uprobes) or when the function entered at
+// an address returns (return hooks, uretprobes). It lives inside the traced
+// process (Ember's agent); probe programs run from the HookFn.
+//
+// Entry hooks patch the first >= 5 bytes of the site with a jmp to a
+// generated trampoline (the overwritten instructions are relocated into it);
+// where that is impossible (too short, unrelocatable instructions, one-byte
+// USDT nops, or HookOptions::force_int3) the site's first byte becomes int3
+// and a SIGTRAP handler runs the hooks. Return hooks replace the return
+// address with a return trampoline and keep the original on a per-thread
+// shadow stack.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "attach/pt_regs.hpp"
+#include "ember/result.hpp"
+
+namespace ember::attach {
+
+enum class HookKind { Entry, Return };
+enum class HookMethod { Inline, Int3 };
+
+// Called on the traced thread. For Entry hooks regs are what the function
+// sees (rip == the hooked address); changes are not written back. For Return
+// hooks rax is the return value and rip the address returned to.
+using HookFn = void (*)(void* data, PtRegs* regs);
+
+struct HookOptions {
+  bool force_int3 = false;
+};
+
+class HookEngine {  // one per process (agent); thread-safe
+ public:
+  static Result<std::unique_ptr<HookEngine>> create();
+
+  // addr: an instruction boundary of executable code in this process.
+  // Entry: fn runs before the instruction at addr (regs->rip == addr).
+  // Return: fn runs when the function entered at addr returns (regs->rax =
+  // return value, regs->rip = the return address, as kernel uretprobes).
+  // Several hooks may share an address (run in attach order).
+  Result<int> attach(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts = {});
+  HookMethod method(int id) const;
+  // After it returns, fn is never called again for this id once the calls
+  // already running finish (see hook_engine.cpp for how that is guaranteed).
+  Status detach(int id);
+  ~HookEngine();  // detaches everything, restores every byte
+
+  HookEngine(const HookEngine&) = delete;
+  HookEngine& operator=(const HookEngine&) = delete;
+
+  struct Impl;
+
+ private:
+  explicit HookEngine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ember::attach
