@@ -1,0 +1,258 @@
+// HookEngine: attaching and detaching hooks on sites.
+//
+// Lifetimes. Sites, trampolines, out-of-line stubs, the return trampoline
+// and thread states live as long as the process (a thread may be inside any
+// of them at any time, or hold a replaced return address); re-attaching an
+// address reuses its trampoline, so memory grows with distinct addresses,
+// not with attach/detach cycles. Hook lists are immutable and replaced as a
+// whole; the old list is freed after a grace period.
+//
+// Detach guarantee. A thread runs a site's hooks with its epoch odd and
+// loads the list after making it odd. detach() publishes the list without
+// the hook, then grace_period(): a private expedited membarrier (a full
+// barrier on every running thread, so an odd epoch stored before an old
+// list was loaded is visible) and a wait until every thread whose epoch was
+// odd has moved on. After that no thread can call the detached fn. (A hook
+// must not attach or detach: the engine mutex is held during the wait.)
+//
+// Vector state. Trampolines save xmm0-15, or ymm0-15 when AVX is enabled;
+// on AVX-512 machines zmm16-31, the upper halves of zmm0-15 and k0-7 are not
+// saved: code reached from a hook that uses them (glibc's EVEX string
+// functions use ymm16-31) could change a probed function's live values.
+// Full XSAVE would cover it at several times the cost of a hit.
+//
+// Known gap: a thread stopped between two instructions of a patch window
+// (not at its first byte) while the jmp is written resumes inside the new
+// jmp. The kernel's optimized kprobes wait for such tasks; here they are not
+// looked for (threads would have to be stopped and their rip checked).
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "attach/hook_site.hpp"
+#include "attach/text_patch.hpp"
+#include "attach/trampoline.hpp"
+#include "attach/x86_relocate.hpp"
+
+namespace ember::attach {
+namespace detail {
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+struct IdInfo {
+  Site* site;
+  HookKind kind;
+  bool internal;
+};
+
+// Process-wide like the sites they point to; under the site table mutex.
+std::map<int, IdInfo>& ids() {
+  static auto* m = new std::map<int, IdInfo>;
+  return *m;
+}
+int g_next_id = 1;
+int g_user_return_hooks = 0;
+
+constexpr size_t kJmpSize = 5;
+constexpr size_t kMaxRelocated = 256;  // a window of <= 5 instructions, each <= 34 bytes relocated, + jmp
+
+// Makes the site's entry trampoline; error when the site cannot be patched
+// inline (the caller falls back to int3).
+Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
+  if (site->trampoline) return ok_status();
+  const size_t prologue = entry_prologue_size();
+  auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+  if (!at) return at.error();
+  auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
+  if (!rel) return rel.error();
+  if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
+  std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
+                                                    rel->code, site->addr + rel->window);
+  assert(code.size() <= prologue + kMaxRelocated);
+  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+  site->window = rel->window;
+  site->trampoline = *at;
+  return ok_status();
+}
+
+Status make_stub(Site* site, size_t readable, TextPatcher& patcher) {
+  if (site->stub) return ok_status();
+  auto at = CodeArena::instance().alloc(site->addr, 64);
+  if (!at) return at.error();
+  auto rel = relocate(site->addr, readable, 1, *at);
+  if (!rel) return fail("cannot hook ", hex(site->addr), " even with int3: ", rel.error().message);
+  std::vector<uint8_t> code = std::move(rel->code);
+  emit_abs_jmp(code, site->addr + rel->window);
+  if (code.size() > 64) return fail("cannot hook ", hex(site->addr), ": displaced instruction too long");
+  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+  site->stub = *at;
+  return ok_status();
+}
+
+Status patch_site(Site* site, bool force_int3) {
+  auto patcher = TextPatcher::instance();
+  if (!patcher) return patcher.error();
+  auto map = mapping_of(site->addr);
+  if (!map) return map.error();
+  if (!map->executable || !map->readable)
+    return fail("address ", hex(site->addr), " is not in readable executable code");
+  const size_t readable = map->end - site->addr;
+  const bool inline_ok = !force_int3 && (*patcher)->can_serialize() &&
+                         (site->trampoline || make_trampoline(site, readable, **patcher).ok());
+  if (inline_ok) {
+    std::memcpy(site->original, reinterpret_cast<const void*>(site->addr), kJmpSize);
+    uint8_t jmp[kJmpSize] = {0xE9};
+    int32_t rel = static_cast<int32_t>(site->trampoline - (site->addr + kJmpSize));
+    std::memcpy(jmp + 1, &rel, 4);
+    site->inline_patch.store(true, std::memory_order_release);  // the temporary int3 goes to the trampoline
+    if (auto st = (*patcher)->poke(site->addr, jmp, kJmpSize); !st) return st;
+    site->method = HookMethod::Inline;
+  } else {
+    if (auto st = make_stub(site, readable, **patcher); !st) return st;
+    site->original[0] = *reinterpret_cast<const uint8_t*>(site->addr);
+    site->inline_patch.store(false, std::memory_order_release);
+    const uint8_t int3 = 0xCC;
+    if (auto st = (*patcher)->poke(site->addr, &int3, 1); !st) return st;
+    site->method = HookMethod::Int3;
+  }
+  site->patched = true;
+  return ok_status();
+}
+
+Status unpatch_site(Site* site) {
+  auto patcher = TextPatcher::instance();
+  if (!patcher) return patcher.error();
+  size_t n = site->method == HookMethod::Inline ? kJmpSize : 1;
+  if (auto st = (*patcher)->poke(site->addr, site->original, n); !st) return st;
+  site->patched = false;
+  return ok_status();
+}
+
+// Publishes `next` in place of the current list and frees the old one once
+// no thread can be running it.
+void replace_list(std::atomic<const HookList*>& slot, const HookList* next) {
+  const HookList* old = slot.exchange(next, std::memory_order_acq_rel);
+  if (old) {
+    grace_period();
+    delete old;
+  }
+}
+
+std::atomic<const HookList*>& list_of(Site* site, HookKind kind) {
+  return kind == HookKind::Entry ? site->entry : site->ret;
+}
+
+}  // namespace
+
+Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts) {
+  if (!fn) return fail("attach at ", hex(addr), ": no hook function");
+  SiteTable& table = SiteTable::instance();
+  std::lock_guard lock(table.mutex());
+  if (auto st = install_trap_handler(); !st) return st.error();
+  if (kind == HookKind::Return) {
+    if (auto t = return_trampoline(); !t) return t.error();
+    if (auto st = install_unwind_guards(); !st) return st.error();
+  }
+  Site* site = table.get_or_create(addr);
+  if (!site) return fail("attach at ", hex(addr), ": too many hooked addresses");
+  const int id = g_next_id++;
+  auto& slot = list_of(site, kind);
+  auto* next = new HookList;
+  if (const HookList* cur = slot.load(std::memory_order_relaxed)) next->hooks = cur->hooks;
+  next->hooks.push_back(HookEntry{fn, data, id});
+  replace_list(slot, next);
+  if (!site->patched) {
+    if (auto st = patch_site(site, opts.force_int3); !st) {
+      // Back out: the list goes back to what it was.
+      auto* prev = new HookList{*next};
+      prev->hooks.pop_back();
+      replace_list(slot, prev->hooks.empty() ? (delete prev, nullptr) : prev);
+      return fail("cannot hook ", hex(addr), ": ", st.error().message);
+    }
+  }
+  ids()[id] = IdInfo{site, kind, false};
+  if (kind == HookKind::Return) ++g_user_return_hooks;
+  return id;
+}
+
+Status detach_site_hook(int id) {
+  SiteTable& table = SiteTable::instance();
+  std::lock_guard lock(table.mutex());
+  auto it = ids().find(id);
+  if (it == ids().end()) return fail("detach: no hook with id ", id);
+  const IdInfo info = it->second;
+  ids().erase(it);
+  Site* site = info.site;
+  auto& slot = list_of(site, info.kind);
+  const HookList* cur = slot.load(std::memory_order_relaxed);
+  HookList* next = nullptr;
+  if (cur && cur->hooks.size() > 1) {
+    next = new HookList;
+    for (const HookEntry& h : cur->hooks)
+      if (h.id != id) next->hooks.push_back(h);
+  }
+  // Unpatch before the grace period so that new hits stop first.
+  const bool last = !next && !list_of(site, info.kind == HookKind::Entry ? HookKind::Return : HookKind::Entry)
+                                  .load(std::memory_order_relaxed);
+  Status unpatched = ok_status();
+  if (last && site->patched) unpatched = unpatch_site(site);
+  replace_list(slot, next);
+  if (info.kind == HookKind::Return && --g_user_return_hooks == 0) remove_unwind_guards_if_idle();
+  if (!unpatched) return fail("detach ", id, ": ", unpatched.error().message);
+  return ok_status();
+}
+
+HookMethod site_method(int id) {
+  SiteTable& table = SiteTable::instance();
+  std::lock_guard lock(table.mutex());
+  auto it = ids().find(id);
+  assert(it != ids().end());
+  return it->second.site->method;
+}
+
+}  // namespace detail
+
+struct HookEngine::Impl {
+  std::set<int> ids;  // under the site table mutex
+};
+
+HookEngine::HookEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<HookEngine>> HookEngine::create() {
+  auto patcher = TextPatcher::instance();
+  if (!patcher) return patcher.error();
+  if (auto st = detail::install_trap_handler(); !st) return st.error();
+  return std::unique_ptr<HookEngine>(new HookEngine(std::make_unique<Impl>()));
+}
+
+Result<int> HookEngine::attach(uintptr_t addr, HookKind kind, HookFn fn, void* data,
+                               const HookOptions& opts) {
+  std::lock_guard lock(detail::SiteTable::instance().mutex());
+  auto id = detail::attach_site_hook(addr, kind, fn, data, opts);
+  if (id) impl_->ids.insert(*id);
+  return id;
+}
+
+HookMethod HookEngine::method(int id) const {
+  std::lock_guard lock(detail::SiteTable::instance().mutex());
+  assert(impl_->ids.count(id));
+  return detail::site_method(id);
+}
+
+Status HookEngine::detach(int id) {
+  std::lock_guard lock(detail::SiteTable::instance().mutex());
+  if (!impl_->ids.erase(id)) return fail("detach: hook ", id, " is not attached by this engine");
+  return detail::detach_site_hook(id);
+}
+
+HookEngine::~HookEngine() {
+  std::lock_guard lock(detail::SiteTable::instance().mutex());
+  for (int id : impl_->ids) (void)detail::detach_site_hook(id);
+}
+
+}  // namespace ember::attach

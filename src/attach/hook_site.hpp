@@ -1,0 +1,124 @@
+// Internal state of the hook engine shared by the trampolines, the SIGTRAP
+// handler and the return trampoline. It is process-wide on purpose: a thread
+// may enter a trampoline or return through the return trampoline at any
+// time, even after the engine that patched the site is gone, so sites,
+// trampolines and per-thread shadow stacks live as long as the process.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "attach/hooks.hpp"
+
+namespace ember::attach::detail {
+
+struct HookEntry {
+  HookFn fn;
+  void* data;
+  int id;
+};
+
+// Immutable once published; replaced as a whole and freed after a grace
+// period (see grace_period()).
+struct HookList {
+  std::vector<HookEntry> hooks;
+};
+
+struct Site {
+  uintptr_t addr = 0;
+  std::atomic<const HookList*> entry{nullptr};  // null: none
+  std::atomic<const HookList*> ret{nullptr};
+  // Set under the engine mutex; read by the SIGTRAP handler.
+  std::atomic<bool> inline_patch{false};
+  uintptr_t trampoline = 0;  // entry trampoline (inline method), 0 until needed
+  uintptr_t stub = 0;        // out-of-line copy of the first instruction + jmp back (int3 method)
+  size_t window = 0;         // bytes the inline jmp replaces
+  uint8_t original[16] = {};
+  bool patched = false;
+  HookMethod method = HookMethod::Inline;
+};
+
+// Sites by address. Insertion under the engine mutex; lookup lock-free and
+// async-signal-safe (the SIGTRAP handler). Entries are never removed.
+class SiteTable {
+ public:
+  static SiteTable& instance();
+  Site* find(uintptr_t addr) const;
+  Site* get_or_create(uintptr_t addr);  // null when full
+  std::recursive_mutex& mutex() { return mu_; }
+
+ private:
+  static constexpr size_t kSlots = 4096;
+  std::atomic<Site*> slots_[kSlots] = {};
+  std::recursive_mutex mu_;
+};
+
+struct ShadowEntry {
+  uint64_t ret;   // the original return address
+  uint64_t slot;  // where it was on the stack (rsp at function entry)
+  Site* site;
+};
+
+// One per thread that has hit a hook; allocated with mmap (never malloc: a
+// hook on malloc would recurse) and reused after the thread exits.
+struct ThreadState {
+  static constexpr uint32_t kShadowDepth = 1024;
+  std::atomic<uint64_t> epoch{0};  // odd while the thread runs hooks of a site
+  std::atomic<bool> in_use{false};
+  std::atomic<uint32_t> depth{0};  // shadow entries; written by the owner only
+  uint64_t overflows = 0;          // return hooks skipped because the shadow stack was full
+  ThreadState* next = nullptr;     // registry list, never unlinked
+  ShadowEntry shadow[kShadowDepth];
+};
+
+// The calling thread's state, created on first use; null while the thread
+// is already inside a hook (recursion) or exiting.
+ThreadState* enter_thread();
+void leave_thread();
+ThreadState* current_thread_state();
+
+// Runs the entry hooks of `site` and, if it has return hooks, replaces the
+// return address at regs->rsp. Called by trampolines and the SIGTRAP handler.
+extern "C" void ember_hook_dispatch_entry(void* site, void* regs);
+// Runs the hooks of a list with the thread's epoch odd.
+void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, PtRegs* regs);
+
+// Waits until no thread still runs hooks from a list it loaded before this
+// call (epoch scheme: every thread's epoch is even or has moved on).
+void grace_period();
+
+// Return hooks (return_hooks.cpp).
+void push_return(ThreadState* t, Site* site, PtRegs* regs);
+Result<uintptr_t> return_trampoline();
+// Keeps the C++ unwinder from ever seeing the return trampoline (hooks on
+// _Unwind_RaiseException and _Unwind_ForcedUnwind); idempotent.
+Status install_unwind_guards();
+// Removes them when no thread has an outstanding return; true if removed.
+bool remove_unwind_guards_if_idle();
+
+// SIGTRAP handler (int3_fallback.cpp), installed once.
+Status install_trap_handler();
+
+// Counters for tests and the agent's statistics.
+struct HookStats {
+  std::atomic<uint64_t> recursion_skips{0};
+  std::atomic<uint64_t> shadow_overflows{0};
+  std::atomic<uint64_t> traps{0};
+};
+HookStats& stats();
+
+}  // namespace ember::attach::detail
+
+namespace ember::attach::detail {
+
+// The process-wide core behind HookEngine (hook_engine.cpp); ids are unique
+// in the process.
+Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts);
+Status detach_site_hook(int id);
+HookMethod site_method(int id);
+// True when some thread has a return address replaced right now.
+bool any_outstanding_returns();
+
+}  // namespace ember::attach::detail
