@@ -1,0 +1,39 @@
+// Loading a shared library into a running process (`ember trace -p PID`
+// puts Ember's agent there this way) and unloading it again.
+//
+// Both stop every thread of the process (StoppedProcess), call the dynamic
+// loader in one of them (remote_call: a thread not inside a system call and
+// without a pending signal when there is one, the main thread first), and
+// resume every thread with its registers, vector state and signal mask as
+// they were; a thread interrupted in a blocking system call continues it
+// (see remote_call.hpp). dlopen runs the library's constructors before it
+// returns, so they have run when inject_library returns.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "ember/result.hpp"
+
+namespace ember::attach {
+
+// dlopen(so_path, RTLD_NOW) in process `pid`. so_path must be an absolute
+// path to an existing file (the target resolves it in its own filesystem).
+// Loading a library already loaded only raises its reference count (its
+// constructors do not run again). Errors name the process and the library:
+// no such process, ptrace not permitted (not root, Yama ptrace_scope,
+// another tracer), not an x86-64 process, no dlopen in the target (no glibc),
+// the library missing, dlopen failed (with dlerror's text), the target died
+// during the injection.
+Status inject_library(pid_t pid, const std::string& so_path);
+
+// Undoes inject_library: dlopen(so_path, RTLD_NOW | RTLD_NOLOAD) finds the
+// loaded library (error "not loaded" if it is not, so that a second unload
+// is a clear error rather than a dlclose of someone else's reference), then
+// dlclose twice: the reference just taken and the one inject_library took.
+// The library's destructors run and it is unmapped unless the program holds
+// references of its own (or the library is RTLD_NODELETE / has unique symbols).
+Status unload_library(pid_t pid, const std::string& so_path);
+
+}  // namespace ember::attach
