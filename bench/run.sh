@@ -13,17 +13,21 @@
 #           tests/verifier/accept, Ember's verify() against the kernel's
 #           BPF_PROG_LOAD (ember_verifier_bench; its own flags: --runs N,
 #           --kernel-runs N, --filter SUBSTR, --objects-only, --fixtures-only)
-# Usage: bench/run.sh [interp|maps|jit|verifier] [extra flags]
+#   probes: cost per hit of Ember's hooks (entry, return, int3) against the
+#           kernel's uprobes/uretprobes on the same function (root) and the
+#           unprobed call (ember_probe_bench)
+# Usage: bench/run.sh [interp|maps|jit|verifier|probes] [extra flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BENCH=ON -DEMBER_TESTS=OFF >/dev/null
 suite=interp
-case "${1:-}" in interp|maps|jit|verifier) suite=$1; shift ;; esac
+case "${1:-}" in interp|maps|jit|verifier|probes) suite=$1; shift ;; esac
 bin=ember_bench
 [ "$suite" = maps ] && bin=ember_map_bench
 [ "$suite" = verifier ] && bin=ember_verifier_bench
 [ "$suite" = jit ] && bin=ember_jit_bench
+[ "$suite" = probes ] && bin=ember_probe_bench
 ninja -C "$build" -j "$(nproc)" "$bin" >/dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, kernel $(uname -r), $(c++ --version | head -1)"
 [ "$(id -u)" -eq 0 ] || echo "note: not root, so the kernel peer will be skipped"
