@@ -127,10 +127,27 @@ void Runtime::release_prog(uint32_t id) {
 
 std::string_view engine_name(Engine e) { return e == Engine::Jit ? "jit" : "interpreter"; }
 
+namespace {
+
+// A kprobe program's context is the kernel's x86-64 struct pt_regs (168
+// bytes, read-only; the verifier checks its reads against that layout, and
+// uprobes, uretprobes and USDT probes run on one): given at least that many
+// read-only bytes, and at least what the verifier saw it read, the input is
+// what the verifier assumed.
+constexpr uint64_t kPtRegsBytes = 168;
+
+bool context_is_faithful(ProgType type, const VerifyStats& stats, const RunInput& in) {
+  if (in.ctx_size < stats.max_ctx_offset) return false;
+  if (type == ProgType::Syscall) return true;
+  return type == ProgType::Kprobe && in.ctx_size >= kPtRegsBytes && !in.ctx_writable;
+}
+
+}  // namespace
+
 // The one decision both run() and plan() use. Unchecked only where the
 // verifier's proof holds for this input.
 RunPlan Prog::choose(const RunInput& in, const RunOptions& opts, Engine engine) const {
-  bool faithful = type() == ProgType::Syscall && in.ctx_size >= verify_stats_.max_ctx_offset;
+  bool faithful = context_is_faithful(type(), verify_stats_, in);
   if (!verified_ || !faithful || opts.checked || opts.trace) return {Engine::Interpreter, true, {}};
   if (engine == Engine::Interpreter || !jit_) return {Engine::Interpreter, false, {}};
   return {Engine::Jit, false, {}};
@@ -143,9 +160,13 @@ RunPlan Prog::plan(const RunInput& in, const RunOptions& opts, Engine engine) co
     p.why = "not verified";
   else if (opts.checked || opts.trace)
     p.why = "checked mode asked for";
-  else if (type() != ProgType::Syscall)
+  else if (type() != ProgType::Syscall && type() != ProgType::Kprobe)
     p.why = "the verifier's context for " + std::string(prog_type_name(type())) +
-            " programs is not built yet; only syscall programs run unchecked";
+            " programs is not built yet; only syscall and kprobe programs run unchecked";
+  else if (type() == ProgType::Kprobe && (in.ctx_size < kPtRegsBytes || in.ctx_writable))
+    p.why = "a kprobe program runs unchecked only on a read-only struct pt_regs (" +
+            std::to_string(kPtRegsBytes) + " bytes); the context has " + std::to_string(in.ctx_size) +
+            (in.ctx_writable ? " writable bytes" : " bytes");
   else if (p.checked)
     p.why = "the context has " + std::to_string(in.ctx_size) + " bytes, the program reads up to " +
             std::to_string(verify_stats_.max_ctx_offset);
