@@ -25,7 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${EMBER_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${EMBER_FUZZ_JOBS:-2}
 conformance=${EMBER_CONFORMANCE_DIR:-$root/../shared/conformance}
-targets=(decoder assembler elf btf verifier)
+targets=(decoder assembler elf btf verifier usdt)
 
 skip() {
   echo "fuzz: SKIPPED: $*"
@@ -104,6 +104,23 @@ done
 for bin in "$seeds"/decoder/*; do
   [[ -s $bin ]] || continue
   { printf '\000\100'; cat "$bin"; } >"$seeds/verifier/$(basename "$bin")"
+done
+# USDT seeds (fuzz_usdt: the first byte picks the input's kind): programs
+# with USDT probes built from tests/attach (0), argument strings (1),
+# section names (2) and -e probes (3).
+sdt=/usr/include/$(uname -m)-linux-gnu
+for kind in pie:-fPIE\ -pie so:-fPIC\ -shared\ -DEMBER_USDT_LIBRARY; do
+  out=$build/bpf/usdt_${kind%%:*}
+  # shellcheck disable=SC2086
+  "$cc" -O2 -I"$sdt" ${kind#*:} "$root"/tests/attach/usdt_target*.c -o "$out" 2>/dev/null || continue
+  { printf '\000'; cat "$out"; } >"$seeds/usdt/${kind%%:*}.elf"
+done
+n=0
+for s in '\001-4@%edi 8@-8(%rbp) 4@$5 -8@%rax 2@(%rsp) -1@big(%rip)' '\0012@8(%rsp,%rdx,4) 1@%r15b' \
+  '\002uprobe//lib/libc.so.6:malloc+0x10' '\002uretprobe/a:b:f' '\002usdt/./app:prov:name' \
+  '\003uprobe:libc:free=prog' '\003usdt:app:p:n=h'; do
+  n=$((n + 1))
+  printf '%b' "$s" >"$seeds/usdt/text-$n"
 done
 find "$seeds" -type f -empty -delete
 for t in "${targets[@]}"; do

@@ -3,7 +3,7 @@
 # missing ones with apt-get when run as root, and otherwise says exactly
 # what is missing. Usage: scripts/deps.sh build|test|bench
 set -euo pipefail
-need=(cmake ninja-build g++ clang llvm libgtest-dev libbpf-dev libzydis-dev)
+need=(cmake ninja-build g++ clang llvm libgtest-dev libbpf-dev libzydis-dev systemtap-sdt-dev)
 case "${1:-build}" in
   build) ;;
   test) need+=(libclang-rt-14-dev libdpdk-dev pkg-config libbenchmark-dev) ;;

@@ -16,8 +16,9 @@ struct ProbeSpec {
   HookKind kind = HookKind::Entry;  // Return: uretprobe
   bool usdt = false;                // provider/name set; symbol/offset unused
   std::string binary;               // as written: a path or a library name (resolve_binary)
-  std::string symbol;  // a function name (maybe "@VERSION"), or an address "0x1234"; may be empty with offset
-  uint64_t offset = 0;         // +OFFSET after the symbol, or the address when symbol is empty
+  std::string symbol;          // a function name (maybe "@VERSION"), or an address as written ("0x1234"):
+                               // give it to symbol_file_offset(binary, symbol, offset) as is
+  uint64_t offset = 0;         // +OFFSET after the function or address
   std::string provider, name;  // USDT
   std::string prog;            // -e: the program's name; sections: empty
   bool sleepable = false;      // uprobe.s / uretprobe.s / usdt.s (runs the same in user space)
@@ -25,8 +26,9 @@ struct ProbeSpec {
 
 // libbpf's section names: "uprobe/PATH:FUNC[+OFFSET]", "uretprobe/PATH:FUNC",
 // "uprobe.s/...", "uretprobe.s/...", "usdt/PATH:PROVIDER:NAME", "usdt.s/...".
-// FUNC may be an address (then symbol is empty and offset holds it). PATH
-// may contain ':' for uprobes (split at the last one, as libbpf). A plain
+// FUNC may be an address. PATH may contain ':' (split at the last one, as
+// libbpf first did; function, provider and probe names never hold one).
+// Uretprobes take no +OFFSET (as libbpf). A plain
 // "uprobe", "uretprobe" or "usdt" section is an error that says the probe
 // must be given with -e.
 Result<ProbeSpec> parse_section_probe(std::string_view section);

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,9 +51,23 @@ Result<std::vector<UsdtNote>> read_usdt_notes(const std::string& binary);
 // The same on the bytes of an ELF file (`name` in messages).
 Result<std::vector<UsdtNote>> parse_usdt_notes(std::span<const uint8_t> elf_bytes, const std::string& name);
 
+// How parse_usdt_args resolves a symbolic displacement: GCC passes a static
+// variable as "-8@big(%rip)" (libbpf refuses these). With the file's symbols
+// the argument becomes a RegDeref of rip with val_off = big - pc, since
+// pt_regs.rip is the probe's address when the program runs (as under kernel
+// uprobes); "table+8(%rax)" in a non-PIE executable (absolute addresses)
+// becomes rax + table + 8.
+struct UsdtSymbols {
+  std::function<std::optional<uint64_t>(std::string_view)> vaddr_of;  // a data symbol's vaddr
+  uint64_t pc_vaddr = 0;                                              // the probe's address in the file
+  bool absolute = false;  // ET_EXEC: vaddrs are run-time addresses
+};
+
 // One note's argument string -> its arguments (at most 12, libbpf's
-// BPF_USDT_MAX_ARG_CNT). `where` starts error messages ("note ember:probe").
-Result<std::vector<UsdtArg>> parse_usdt_args(std::string_view text, std::string_view where);
+// BPF_USDT_MAX_ARG_CNT). `where` starts error messages ("file: USDT p:n").
+// Without `syms` a symbolic displacement is an error.
+Result<std::vector<UsdtArg>> parse_usdt_args(std::string_view text, std::string_view where,
+                                             const UsdtSymbols* syms = nullptr);
 
 // The offset of an x86-64 register (rax/eax/ax/al, r8/r8d/r8w/r8b, rip...)
 // in struct pt_regs, or -1 for a name libbpf does not accept.
