@@ -329,6 +329,37 @@ TEST(InjectTest, MixedThreadsBlockedAndComputing) {
   expect_same_computation(*t);
 }
 
+// A stopped thread holds the loader's lock dlopen needs: after a while the
+// other threads run, the lock is released, and dlopen completes (instead of
+// waiting until the call's timeout).
+TEST(InjectTest, LockHeldByAStoppedThreadDoesNotDeadlock) {
+  auto t = Target::start(EMBER_INJECT_TARGET, "dllock");
+  ASSERT_TRUE(t);
+  ASSERT_TRUE(t->wait_line("locking"));
+  ASSERT_TRUE(wait_in_syscall(t->pid(), SYS_clock_nanosleep));  // inside dl_iterate_phdr's callback
+  ASSERT_TRUE(wait_computed(*t, 0, 0, 2));
+  INJECT_OR_SKIP(t->pid(), lib_path());
+  EXPECT_EQ(count_of(read_file(t->log_path()), "ctor"), 1);
+  EXPECT_EQ(tasks(t->pid()).size(), 2u);
+  ASSERT_TRUE(wait_computed(*t, 0, lines_of(t->lines(), 0)));
+  expect_same_computation(*t);
+}
+
+TEST(InjectTest, TargetDyingDuringInjectionIsReported) {
+  auto t = Target::start(EMBER_INJECT_TARGET, "threads");
+  ASSERT_TRUE(t);
+  ASSERT_TRUE(wait_computed(*t, 1, 0, 2));
+  char buf[4096];
+  std::string lib = realpath(EMBER_INJECT_EXIT_LIB, buf) ? buf : EMBER_INJECT_EXIT_LIB;
+  auto st = inject_library(t->pid(), lib);
+  ASSERT_FALSE(st.ok());
+  if (st.error().message.find("not permitted") != std::string::npos) GTEST_SKIP() << st.error().message;
+  EXPECT_NE(st.error().message.find("the target died during the call (exited with status 7)"),
+            std::string::npos)
+      << st.error().message;
+  EXPECT_FALSE(t->alive());
+}
+
 TEST(InjectTest, UnloadRunsDestructorAndUnmaps) {
   auto t = Target::start(EMBER_INJECT_TARGET, "single");
   ASSERT_TRUE(t);

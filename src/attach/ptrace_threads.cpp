@@ -245,6 +245,15 @@ const StoppedThread* StoppedProcess::find(pid_t tid) const {
   return nullptr;
 }
 
+void StoppedProcess::mark_dead() {
+  for (const auto& t : threads_) waitpid(t.tid, nullptr, __WALL | WNOHANG);
+  for (pid_t tid : running_) waitpid(tid, nullptr, __WALL | WNOHANG);
+  threads_.clear();
+  running_.clear();
+  deferred_.clear();
+  others_running_ = false;
+}
+
 void StoppedProcess::forget_thread(pid_t tid) {
   std::erase_if(threads_, [tid](const StoppedThread& t) { return t.tid == tid; });
 }

@@ -84,8 +84,9 @@ class StoppedProcess {
   // delivered then (the group stop would freeze the call); it is sent again
   // to the thread after detach.
   void defer_signal(pid_t tid, int sig) { deferred_.push_back({tid, sig}); }
-  // The process died: nothing is left to detach from.
-  void mark_dead() { threads_.clear(); }
+  // The process died: nothing is left to detach from; its traced threads'
+  // remains are reaped.
+  void mark_dead();
   void forget_thread(pid_t tid);
 
   // Resumes every thread (PTRACE_DETACH with its pending signal), then sends

@@ -1,5 +1,6 @@
 #include "attach/remote_call.hpp"
 
+#include <dirent.h>
 #include <elf.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -80,7 +81,34 @@ bool sigsegv_ignored(pid_t pid) {
   return false;
 }
 
-bool process_exists(pid_t pid) { return access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0; }
+// Some thread of the process lives on: it is neither dead, a zombie, nor
+// about to die. (A process whose threads all died stays in /proc until its
+// parent, and the tracer of each traced thread, reaps it; and when one
+// thread calls exit_group, the kernel has queued SIGKILL to every other
+// thread before that thread's exit is reported.)
+bool process_alive(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return false;
+  bool alive = false;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(dir + "/" + e->d_name + "/status");
+    std::string line;
+    bool dead = true;
+    while (std::getline(in, line)) {
+      if (line.rfind("State:", 0) == 0) {
+        size_t v = line.find_first_not_of(" \t", 6);
+        dead = v == std::string::npos || line[v] == 'Z' || line[v] == 'X';
+      } else if (line.rfind("SigPnd:", 0) == 0 && !dead) {
+        dead = (std::stoull(line.substr(7), nullptr, 16) & (uint64_t{1} << (SIGKILL - 1))) != 0;
+      }
+    }
+    alive = alive || !dead;
+  }
+  closedir(d);
+  return alive;
+}
 
 // Builds the call frame on the thread's stack; returns the call's registers
 // and sets *ret_slot to where the return address (0) is.
@@ -166,7 +194,7 @@ CallOutcome run_call(StoppedProcess& proc, pid_t tid, uint64_t ret_slot, const R
       std::string how = ev.term_signal != 0 ? "killed by signal " + std::to_string(ev.term_signal) + " (" +
                                                   strsignal(ev.term_signal) + ")"
                                             : "exited with status " + std::to_string(ev.exit_status);
-      if (process_exists(proc.pid()) && ev.term_signal == 0) {
+      if (ev.term_signal == 0 && process_alive(proc.pid())) {
         proc.forget_thread(tid);
         return {false, "thread " + std::to_string(tid) + " exited during the call (" + how + ")"};
       }

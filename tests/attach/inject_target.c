@@ -7,8 +7,11 @@
 //   inject_target read     "ready", then main blocks in read(0): "R <rc> <errno> <data>", then computes
 //   inject_target sleep    "ready", then nanosleep(3 s): "S <rc> <errno>", then computes
 //   inject_target mixed    C1 computes, a reader (as `read`), a sleeper (as `sleep`); main computes (C0)
+//   inject_target dllock   a thread keeps the dynamic loader's lock (inside dl_iterate_phdr, which dlopen
+//                          also needs) while it sleeps 2 s at a time; main computes (C0)
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +78,28 @@ static void* sleep_thread(void* arg) {
   return NULL;
 }
 
+// Sleeps with the loader's write lock held: dlopen, which takes the same
+// lock to add a library, waits until the sleep ends.
+static int hold_loader_lock(struct dl_phdr_info* info, size_t size, void* data) {
+  (void)info, (void)size, (void)data;
+  struct timespec ts = {2, 0};
+  nanosleep(&ts, NULL);
+  return 1;  // stop iterating: one sleep per call
+}
+
+static void* loader_lock_thread(void* arg) {
+  (void)arg;
+  say("locking\n");
+  for (;;) {
+    dl_iterate_phdr(hold_loader_lock, NULL);
+    // A moment without the lock: a waiting dlopen gets it (glibc's mutex is
+    // not fair; retaking it at once could starve the waiter for rounds).
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
 static void start(void* (*fn)(void*), void* arg) {
   pthread_t t;
   if (pthread_create(&t, NULL, fn, arg) != 0) _exit(4);
@@ -102,6 +127,9 @@ int main(int argc, char** argv) {
     start(read_thread, NULL);
     start(sleep_thread, NULL);
     say("ready\n");
+    compute(0);
+  } else if (strcmp(mode, "dllock") == 0) {
+    start(loader_lock_thread, NULL);
     compute(0);
   } else {
     fprintf(stderr, "inject_target: unknown mode %s\n", mode);
