@@ -21,10 +21,14 @@
 // functions use ymm16-31) could change a probed function's live values.
 // Full XSAVE would cover it at several times the cost of a hit.
 //
-// Known gap: a thread stopped between two instructions of a patch window
-// (not at its first byte) while the jmp is written resumes inside the new
-// jmp. The kernel's optimized kprobes wait for such tasks; here they are not
-// looked for (threads would have to be stopped and their rip checked).
+// Threads inside a window. The int3 protocol covers threads that fetch the
+// first byte; a thread stopped between two instructions of a window of
+// several would resume inside the new jmp. So such a window is written with
+// every other thread parked in a signal handler (ParkedThreads) and none
+// stopped inside it, as the kernel's optimized kprobes wait for such tasks;
+// if that cannot be had the site uses int3.
+#include <unistd.h>
+
 #include <cstring>
 #include <map>
 #include <set>
@@ -76,22 +80,47 @@ Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
   assert(code.size() <= prologue + kMaxRelocated);
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
   site->window = rel->window;
+  site->instructions = rel->instructions;
   site->trampoline = *at;
   return ok_status();
 }
 
+// The out-of-line stub of an int3 site covers the same window as an inline
+// patch would (when that relocates), so that a thread still in the SIGTRAP
+// handler when the site turns inline resumes after the window, not inside
+// the new jmp; otherwise the one displaced instruction.
 Status make_stub(Site* site, size_t readable, TextPatcher& patcher) {
   if (site->stub) return ok_status();
-  auto at = CodeArena::instance().alloc(site->addr, 64);
+  auto at = CodeArena::instance().alloc(site->addr, kMaxRelocated);
   if (!at) return at.error();
-  auto rel = relocate(site->addr, readable, 1, *at);
+  auto rel = relocate(site->addr, readable, kJmpSize, *at);
+  if (!rel) rel = relocate(site->addr, readable, 1, *at);
   if (!rel) return fail("cannot hook ", hex(site->addr), " even with int3: ", rel.error().message);
   std::vector<uint8_t> code = std::move(rel->code);
   emit_abs_jmp(code, site->addr + rel->window);
-  if (code.size() > 64) return fail("cannot hook ", hex(site->addr), ": displaced instruction too long");
+  if (code.size() > kMaxRelocated) return fail("cannot hook ", hex(site->addr), ": displaced code too long");
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
   site->stub = *at;
   return ok_status();
+}
+
+// Writes the jmp to the trampoline. A window of several instructions is
+// written with every other thread parked and none stopped inside it (retried
+// for a while); false when that cannot be had (the caller uses int3).
+bool write_jmp(Site* site, TextPatcher& patcher) {
+  uint8_t jmp[kJmpSize] = {0xE9};
+  int32_t rel = static_cast<int32_t>(site->trampoline - (site->addr + kJmpSize));
+  std::memcpy(jmp + 1, &rel, 4);
+  site->inline_patch.store(true, std::memory_order_release);  // the temporary int3 goes to the trampoline
+  if (site->instructions <= 1) return patcher.poke(site->addr, jmp, kJmpSize).ok();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto parked = ParkedThreads::park(site->addr, site->addr + site->window);
+    if (!parked) return false;
+    if (!(*parked)->someone_inside()) return patcher.poke(site->addr, jmp, kJmpSize).ok();
+    parked->reset();
+    usleep(100);
+  }
+  return false;
 }
 
 Status patch_site(Site* site, bool force_int3) {
@@ -102,19 +131,15 @@ Status patch_site(Site* site, bool force_int3) {
   if (!map->executable || !map->readable)
     return fail("address ", hex(site->addr), " is not in readable executable code");
   const size_t readable = map->end - site->addr;
+  if (readable < kJmpSize)
+    return fail("address ", hex(site->addr), " is too close to the end of its mapping");
+  std::memcpy(site->original, reinterpret_cast<const void*>(site->addr), kJmpSize);
   const bool inline_ok = !force_int3 && (*patcher)->can_serialize() &&
                          (site->trampoline || make_trampoline(site, readable, **patcher).ok());
-  if (inline_ok) {
-    std::memcpy(site->original, reinterpret_cast<const void*>(site->addr), kJmpSize);
-    uint8_t jmp[kJmpSize] = {0xE9};
-    int32_t rel = static_cast<int32_t>(site->trampoline - (site->addr + kJmpSize));
-    std::memcpy(jmp + 1, &rel, 4);
-    site->inline_patch.store(true, std::memory_order_release);  // the temporary int3 goes to the trampoline
-    if (auto st = (*patcher)->poke(site->addr, jmp, kJmpSize); !st) return st;
+  if (inline_ok && write_jmp(site, **patcher)) {
     site->method = HookMethod::Inline;
   } else {
     if (auto st = make_stub(site, readable, **patcher); !st) return st;
-    site->original[0] = *reinterpret_cast<const uint8_t*>(site->addr);
     site->inline_patch.store(false, std::memory_order_release);
     const uint8_t int3 = 0xCC;
     if (auto st = (*patcher)->poke(site->addr, &int3, 1); !st) return st;

@@ -35,6 +35,7 @@ struct Site {
   uintptr_t trampoline = 0;  // entry trampoline (inline method), 0 until needed
   uintptr_t stub = 0;        // out-of-line copy of the first instruction + jmp back (int3 method)
   size_t window = 0;         // bytes the inline jmp replaces
+  size_t instructions = 0;   // instructions in the window
   uint8_t original[16] = {};
   bool patched = false;
   HookMethod method = HookMethod::Inline;

@@ -1,15 +1,21 @@
 #include "attach/text_patch.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/membarrier.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace ember::attach {
@@ -106,6 +112,80 @@ Status TextPatcher::poke(uintptr_t addr, const void* bytes, size_t n) {
   if (auto st = write(addr, p, 1); !st) return st;
   serialize_all_cores();
   return ok_status();
+}
+
+namespace {
+
+// Stop-the-world state: one parking at a time (under the engine mutex), read
+// by the signal handler, hence process-wide.
+std::atomic<uintptr_t> g_park_lo{0}, g_park_hi{0};
+std::atomic<int> g_parked{0};
+std::atomic<bool> g_release{false}, g_inside{false};
+constexpr int kParkSignal = 3;  // SIGRTMIN + 3
+
+void on_park(int, siginfo_t*, void* ctx) {
+  auto* uc = static_cast<ucontext_t*>(ctx);
+  uintptr_t rip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (rip > g_park_lo.load() && rip < g_park_hi.load()) g_inside.store(true);
+  g_parked.fetch_add(1);
+  while (!g_release.load()) __builtin_ia32_pause();
+  g_parked.fetch_sub(1);
+}
+
+Status install_park_handler() {
+  static Status installed = []() -> Status {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = &on_park;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);  // nothing interrupts a parked thread
+    if (sigaction(SIGRTMIN + kParkSignal, &sa, nullptr) != 0)
+      return fail("cannot install the thread-parking signal handler: ", strerror(errno));
+    return ok_status();
+  }();
+  return installed;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ParkedThreads>> ParkedThreads::park(uintptr_t lo, uintptr_t hi) {
+  if (auto st = install_park_handler(); !st) return st.error();
+  // Everything that allocates happens before the first signal: a parked
+  // thread may hold the malloc lock.
+  std::unique_ptr<ParkedThreads> guard(new ParkedThreads(false));
+  std::vector<pid_t> tids;
+  tids.reserve(256);
+  const pid_t pid = getpid(), self = static_cast<pid_t>(syscall(SYS_gettid));
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      pid_t tid = static_cast<pid_t>(atoi(e->d_name));
+      if (tid > 0 && tid != self) tids.push_back(tid);
+    }
+    closedir(d);
+  }
+  g_park_lo = lo, g_park_hi = hi;
+  g_inside = false, g_release = false, g_parked = 0;
+  int sent = 0;
+  for (pid_t tid : tids)
+    if (syscall(SYS_tgkill, pid, tid, SIGRTMIN + kParkSignal) == 0) ++sent;
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (g_parked.load() < sent) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec >= 2) {
+      guard.reset();  // releases the threads that did stop
+      return fail("a thread did not stop within a second (signal blocked, or it exited)");
+    }
+    std::this_thread::yield();
+  }
+  guard->inside_ = g_inside.load();
+  return guard;
+}
+
+ParkedThreads::~ParkedThreads() {
+  g_release = true;
+  while (g_parked.load() > 0) std::this_thread::yield();
 }
 
 Result<MappingInfo> mapping_of(uintptr_t addr) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "ember/result.hpp"
 
@@ -40,6 +41,24 @@ class TextPatcher {
   int fd_;
   int sync_cmd_;     // MEMBARRIER_CMD_PRIVATE_EXPEDITED[_SYNC_CORE], 0: none
   int barrier_cmd_;  // MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0: none
+};
+
+// Parks every other thread of the process in a signal handler (SIGRTMIN+3:
+// the one signal number the engine takes from the application) and tells
+// whether one of them was stopped with its rip strictly inside (lo, hi):
+// such a thread would resume in the middle of a jmp written over [lo, hi).
+// Threads stay parked until the returned guard is destroyed. Error when a
+// thread does not answer within a second (the signal blocked): the caller
+// does not patch a multi-instruction window then.
+class ParkedThreads {
+ public:
+  static Result<std::unique_ptr<ParkedThreads>> park(uintptr_t lo, uintptr_t hi);
+  bool someone_inside() const { return inside_; }
+  ~ParkedThreads();
+
+ private:
+  explicit ParkedThreads(bool inside) : inside_(inside) {}
+  bool inside_;
 };
 
 // The mapping of this process that holds `addr`, from /proc/self/maps.

@@ -151,6 +151,7 @@ Result<Relocation> relocate(uintptr_t src, size_t readable, size_t min_bytes, ui
       }
     }
     off += len;
+    ++r.instructions;
   }
   r.window = off;
   for (uint64_t t : targets)

@@ -14,6 +14,7 @@ namespace ember::attach {
 struct Relocation {
   std::vector<uint8_t> code;  // runs at `dest`; does not jump back by itself
   size_t window = 0;          // bytes of the source it replaces (whole instructions)
+  size_t instructions = 0;    // how many instructions the window holds
 };
 
 // Relocates whole instructions from `src` (readable for `readable` bytes)
