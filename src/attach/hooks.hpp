@@ -26,8 +26,10 @@ enum class HookKind { Entry, Return };
 enum class HookMethod { Inline, Int3 };
 
 // Called on the traced thread. For Entry hooks regs are what the function
-// sees (rip == the hooked address); changes are not written back. For Return
-// hooks rax is the return value and rip the address returned to.
+// sees (rip == the hooked address). For Return hooks rax is the return value
+// and rip the address returned to. regs are read-only for hooks: inline
+// trampolines restore registers from this very frame, the int3 path does not,
+// so a write would take effect in one method and not the other.
 using HookFn = void (*)(void* data, PtRegs* regs);
 
 struct HookOptions {
