@@ -168,8 +168,8 @@ bool ElfImage::has_table(bool dynamic) const {
 
 // Version index -> name, from SHT_GNU_verdef (index 0 and 1 stay empty:
 // local and global unversioned).
-Result<std::vector<std::string>> ElfImage::version_names(const ElfSectionHeader& verdef) const {
-  std::vector<std::string> out;
+Result<std::vector<std::string_view>> ElfImage::version_names(const ElfSectionHeader& verdef) const {
+  std::vector<std::string_view> out;
   if (verdef.link >= sections_.size()) return fail(name_, ": ", verdef.name, ": bad string table link");
   std::span<const uint8_t> strs = data(sections_[verdef.link]);
   std::span<const uint8_t> d = data(verdef);
@@ -185,12 +185,12 @@ Result<std::vector<std::string>> ElfImage::version_names(const ElfSectionHeader&
     auto nm = string_at(strs, load<uint32_t>(d, off + aux));
     if (!nm) return fail(name_, ": ", verdef.name, ": ", nm.error().message);
     if (ndx >= out.size()) out.resize(size_t{ndx} + 1);
-    out[ndx] = std::string(*nm);
+    out[ndx] = *nm;
     if (next == 0) break;
     off += next;
   }
-  if (out.size() > 0) out[0].clear();
-  if (out.size() > 1) out[1].clear();  // VER_FLG_BASE: the file's own name, not a symbol version
+  if (out.size() > 0) out[0] = {};
+  if (out.size() > 1) out[1] = {};  // VER_FLG_BASE: the file's own name, not a symbol version
   return out;
 }
 
@@ -206,7 +206,7 @@ Status ElfImage::for_each_symbol(bool dynamic, const std::function<void(const El
   uint64_t count = syms.size() / kSymSize;
 
   std::span<const uint8_t> versym;
-  std::vector<std::string> versions;
+  std::vector<std::string_view> versions;  // into the file's bytes, which outlive the callback
   if (dynamic) {
     for (const ElfSectionHeader& s : sections_) {
       if (s.type == kShtGnuVersym) versym = data(s);

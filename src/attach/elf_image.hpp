@@ -77,7 +77,8 @@ class ElfImage {
   const ElfSegment* segment_of(uint64_t vaddr) const;
 
  private:
-  Result<std::vector<std::string>> version_names(const ElfSectionHeader& verdef) const;
+  // Version index -> name; the views point into bytes_.
+  Result<std::vector<std::string_view>> version_names(const ElfSectionHeader& verdef) const;
 
   std::string name_;
   std::vector<uint8_t> bytes_;
