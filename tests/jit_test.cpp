@@ -77,6 +77,18 @@ TEST(Jit, ConformanceSuite) {
       ADD_FAILURE() << c->name << ": r0 = 0x" << std::hex << *r0 << ", expected 0x" << c->result.value_or(0);
       continue;
     }
+    // A JitRunner, reused: the second run must not see the first's state.
+    JitRunner runner(*jit, fast_options());
+    bool runner_ok = true;
+    for (int round = 0; round < 2 && runner_ok; ++round) {
+      std::vector<uint8_t> m = c->mem;
+      auto again = runner.run(RunInput::memory(m));
+      runner_ok = again && *again == *c->result;
+      if (!runner_ok)
+        ADD_FAILURE() << c->name << ": JitRunner run " << round << ": "
+                      << (again ? "r0 differs" : again.error().message);
+    }
+    if (!runner_ok) continue;
     ++passed;
   }
   std::printf("conformance (JIT): %d/%zu passed, %d compiled as verified\n", passed, files.size(), verified);
@@ -877,6 +889,13 @@ TEST(Jit, RunTimeErrorsMatchTheInterpreter) {
     ASSERT_FALSE(want) << text;
     ASSERT_FALSE(got) << text;
     EXPECT_EQ(got.error().message, want.error().message);
+    // A JitRunner reports the same error, and again on its next run.
+    JitRunner runner(*jit, fast_options());
+    for (int round = 0; round < 2; ++round) {
+      auto r = runner.run(RunInput{});
+      ASSERT_FALSE(r) << text;
+      EXPECT_EQ(r.error().message, want.error().message);
+    }
   }
 }
 

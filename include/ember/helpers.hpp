@@ -104,7 +104,8 @@ struct HelperCall {
   HelperEnv* env = nullptr;
   // Where bpf_trace_printk writes (the kernel's trace_pipe).
   std::FILE* trace_out = stderr;
-  // State of bpf_get_prandom_u32 for this run (seeded by the runner).
+  // State of bpf_get_prandom_u32 for this run (RunOptions::random_seed; 0:
+  // seeded from the clock by the helper's first call).
   uint64_t prandom_state = 0x9E3779B97F4A7C15ull;
 
   // The run that called the helper: callbacks (bpf_loop,

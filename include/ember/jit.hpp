@@ -65,6 +65,7 @@ struct JitLine {
 namespace jit {
 struct Access;
 }
+class JitRunner;
 
 class JitProgram {
  public:
@@ -95,9 +96,36 @@ class JitProgram {
 
  private:
   friend struct jit::Access;
+  friend class JitRunner;
   struct Impl;
   explicit JitProgram(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// One program run many times on one thread (a probe on every hit, a
+// benchmark loop): the run's frame, stacks and options are set up once, so
+// that a run costs little more than the program. Same semantics as
+// JitProgram::run in fast mode. Not reentrant: one run at a time (a probe
+// that fires inside its own program's helper must be skipped by the
+// caller). The program must outlive the runner.
+class JitRunner {
+ public:
+  // opts: helper_env, attach_cookie, func_ip, trace_out, random_seed are
+  // used (checked mode and tracing are not: verified code only).
+  JitRunner(const JitProgram& prog, const RunOptions& opts);
+  ~JitRunner();
+  JitRunner(const JitRunner&) = delete;
+  JitRunner& operator=(const JitRunner&) = delete;
+
+  // r0, or the error the run ended with. `in` must stay valid during it.
+  Result<uint64_t> run(const RunInput& in);
+  // What bpf_get_attach_cookie and bpf_get_func_ip return from now on.
+  void set_attach(uint64_t cookie, uint64_t func_ip);
+
+ private:
+  struct State;
+  const JitProgram* prog_;
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace ember

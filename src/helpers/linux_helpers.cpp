@@ -51,8 +51,13 @@ uint64_t ktime_get_coarse_ns(HelperCall&, uint64_t, uint64_t, uint64_t, uint64_t
 }
 
 // xorshift64*: the kernel uses a per-CPU prandom state; ours is per run.
+// A run without RunOptions::random_seed starts at 0 and is seeded from the
+// time stamp counter here, on first use, so that runs that never ask for a
+// random number do not pay for reading the clock.
 uint64_t get_prandom_u32(HelperCall& c, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
   uint64_t x = c.prandom_state;
+  if (x == 0) x = 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(__builtin_ia32_rdtsc());
+  if (x == 0) x = 0x9E3779B97F4A7C15ull;  // xorshift never leaves 0
   x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
   c.prandom_state = x;
   return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);

@@ -23,20 +23,23 @@ enum ErrKind : uint32_t {
   kErrDeadInsn = 4,  // reached an instruction the hints said was dead (err_insn)
 };
 
+// Not zeroed on construction: enter() sets every field before JIT code runs
+// (the trampoline writes saved_rsp), so the outermost run of a program pays
+// for no clearing it does not need.
 struct JitState {
-  uint64_t saved_rsp = 0;                // rsp before the trampoline called the code: the error exit's
-  const uint64_t* code_table = nullptr;  // per instruction: its code address, 0 if not compiled
-  uint64_t n_insns = 0;
-  const HelperFn* helpers = nullptr;  // by helper id, for callx
-  uint64_t n_helpers = 0;
-  const uint8_t* packet = nullptr;  // ld_abs/ld_ind
-  uint64_t packet_len = 0;
-  uint64_t args[5] = {};  // r1-r5 at entry
-  uint64_t fp = 0;        // r10 at entry
-  uint64_t tail_ctx = 0;  // r1 at the last bpf_tail_call
-  uint32_t err_kind = kErrNone;
-  uint32_t err_insn = 0;
-  uint64_t err_value = 0;
+  uint64_t saved_rsp;          // rsp before the trampoline called the code: the error exit's
+  const uint64_t* code_table;  // per instruction: its code address, 0 if not compiled
+  uint64_t n_insns;
+  const HelperFn* helpers;  // by helper id, for callx
+  uint64_t n_helpers;
+  const uint8_t* packet;  // ld_abs/ld_ind
+  uint64_t packet_len;
+  uint64_t args[5];   // r1-r5 at entry
+  uint64_t fp;        // r10 at entry
+  uint64_t tail_ctx;  // r1 at the last bpf_tail_call
+  uint32_t err_kind;
+  uint32_t err_insn;
+  uint64_t err_value;
 };
 
 struct JitFrame : HelperCall {

@@ -5,8 +5,6 @@
 // successful bpf_tail_call. A tail call continues in the target's JIT code
 // when the environment has one (HelperEnv::jit_program), else in the
 // interpreter's fast mode (Interpreter::run_tail_call).
-#include <x86intrin.h>
-
 #include <sstream>
 
 #include "ember/asm.hpp"
@@ -26,8 +24,9 @@ struct JitProgram::Impl final : FunctionRunner {
   std::vector<JitLine> lines;
   std::vector<uint64_t> code_table;  // per instruction slot: its code's address, 0 if not compiled
 
-  // A run from instruction pc on frame f: the outermost, or nested in a run
-  // on f (callbacks, tail calls), whose state it saves and restores.
+  // enter(): a run from instruction pc on frame f, setting up every field of
+  // its state; execute(): a run nested in a run on f (callbacks, tail calls),
+  // whose state it saves and restores around enter().
   Result<uint64_t> execute(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
   Result<uint64_t> enter(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
   Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const override;
@@ -45,12 +44,9 @@ struct Access {
     f.options = &opts;
     f.attach_cookie = opts.attach_cookie;
     f.func_ip = opts.func_ip;
-    if (opts.random_seed)
-      f.prandom_state = opts.random_seed;
-    else
-      f.prandom_state ^= static_cast<uint64_t>(__rdtsc());
+    f.prandom_state = opts.random_seed;  // 0: bpf_get_prandom_u32 seeds it from the clock on first use
     const uint64_t args[5] = {reinterpret_cast<uint64_t>(in.ctx), in.ctx_size, 0, 0, 0};
-    return p.impl_->execute(f, 0, args, 0);
+    return p.impl_->enter(f, 0, args, 0);  // the outermost run: no state to save
   }
   static Result<uint64_t> tail_call(const JitProgram& p, JitFrame& f, uint64_t ctx) {
     const uint64_t args[5] = {ctx, 0, 0, 0, 0};
@@ -116,7 +112,10 @@ Error JitProgram::Impl::error_of(jit::JitFrame& f) const {
 Result<uint64_t> JitProgram::Impl::enter(jit::JitFrame& f, size_t pc, const uint64_t args[5],
                                          int frames_below) const {
   alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
-  f.st = jit::JitState{};
+  f.st.err_kind = jit::kErrNone;
+  f.st.err_insn = 0;
+  f.st.err_value = 0;
+  f.st.tail_ctx = 0;
   f.st.code_table = code_table.data();
   f.st.n_insns = code_table.size();
   auto helpers = interp->helpers_by_id();
@@ -139,7 +138,6 @@ Result<uint64_t> JitProgram::Impl::execute(jit::JitFrame& f, size_t pc, const ui
                                            int frames_below) const {
   if (frames_below >= kMaxCallFrames)
     return fail("call depth exceeds ", kMaxCallFrames, " frames (the kernel's limit), counting callbacks");
-  if (!f.st.code_table) return enter(f, pc, args, frames_below);  // the outermost run: nothing to restore
   const jit::JitState saved = f.st;
   const int saved_depth = f.depth;
   const Interpreter* const saved_interp = f.interp;
@@ -157,6 +155,65 @@ Result<uint64_t> JitProgram::Impl::call_function(HelperCall& parent, size_t targ
   if (target >= code_table.size() || !code_table[target])
     return fail("callback at instruction ", target, " is not an instruction of the program");
   return execute(static_cast<jit::JitFrame&>(parent), target, args, parent.depth + 1);
+}
+
+struct JitRunner::State {
+  RunOptions opts;
+  jit::JitFrame f;
+  alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
+};
+
+JitRunner::JitRunner(const JitProgram& prog, const RunOptions& opts)
+    : prog_(&prog), s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.opts.checked = false;
+  s.opts.helper_env = opts.helper_env;
+  s.opts.trace_out = opts.trace_out;
+  s.opts.random_seed = opts.random_seed;
+  jit::JitFrame& f = s.f;
+  f.env = opts.helper_env;
+  f.trace_out = opts.trace_out;
+  f.options = &s.opts;
+  f.prandom_state = opts.random_seed;
+  set_attach(opts.attach_cookie, opts.func_ip);
+  const JitProgram::Impl& impl = *prog.impl_;
+  f.st.code_table = impl.code_table.data();
+  f.st.n_insns = impl.code_table.size();
+  auto helpers = impl.interp->helpers_by_id();
+  f.st.helpers = helpers.data();
+  f.st.n_helpers = helpers.size();
+  for (uint64_t& a : f.st.args) a = 0;
+  f.st.fp = reinterpret_cast<uint64_t>(s.stack) + sizeof s.stack;
+}
+
+JitRunner::~JitRunner() = default;
+
+void JitRunner::set_attach(uint64_t cookie, uint64_t func_ip) {
+  s_->opts.attach_cookie = s_->f.attach_cookie = cookie;
+  s_->opts.func_ip = s_->f.func_ip = func_ip;
+}
+
+// Only what a run changes is reset: the error, the tail-call state and the
+// interpreter/runner pair that nested runs restore on their way out.
+Result<uint64_t> JitRunner::run(const RunInput& in) {
+  const JitProgram::Impl& impl = *prog_->impl_;
+  jit::JitFrame& f = s_->f;
+  f.input = &in;
+  f.depth = 0;
+  f.tail_target = nullptr;
+  f.tail_calls = 0;
+  f.interp = impl.interp;
+  f.runner = &impl;
+  f.st.packet = in.packet.data();
+  f.st.packet_len = in.packet.size();
+  f.st.args[0] = reinterpret_cast<uint64_t>(in.ctx);
+  f.st.args[1] = in.ctx_size;
+  f.st.tail_ctx = 0;
+  f.st.err_kind = jit::kErrNone;
+  const uint64_t r0 = impl.entry(&f, reinterpret_cast<const void*>(impl.code_table[0]));
+  if (f.st.err_kind != jit::kErrNone) [[unlikely]]
+    return impl.error_of(f);
+  return r0;
 }
 
 JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -201,10 +201,7 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts, c
     call.options = &opts;
     call.attach_cookie = opts.attach_cookie;
     call.func_ip = opts.func_ip;
-    if (opts.random_seed)
-      call.prandom_state = opts.random_seed;
-    else
-      call.prandom_state ^= static_cast<uint64_t>(__builtin_ia32_rdtsc());
+    call.prandom_state = opts.random_seed;  // 0: bpf_get_prandom_u32 seeds it from the clock
   }
   // Helpers see this run's interpreter while it runs (a tail call switches
   // it); callbacks run here, not in the JIT code that may have called it.
