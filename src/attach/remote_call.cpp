@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 namespace ember::attach {
 namespace {
@@ -144,6 +145,18 @@ Result<user_regs_struct> build_frame(StoppedProcess& proc, const user_regs_struc
   return r;
 }
 
+// After one thread exited: does the process live on? The other threads of
+// an exit_group die within moments (and are between states while they do:
+// running with SIGKILL already dequeued), so the answer is "yes" only when
+// some thread still looks alive after a second.
+bool process_lives_on(pid_t pid) {
+  for (int i = 0; i < 200; ++i) {
+    if (!process_alive(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 // Stops the thread after a timeout so that its registers can be restored.
 void interrupt_thread(StoppedProcess& proc, pid_t tid) {
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return;
@@ -194,7 +207,7 @@ CallOutcome run_call(StoppedProcess& proc, pid_t tid, uint64_t ret_slot, const R
       std::string how = ev.term_signal != 0 ? "killed by signal " + std::to_string(ev.term_signal) + " (" +
                                                   strsignal(ev.term_signal) + ")"
                                             : "exited with status " + std::to_string(ev.exit_status);
-      if (ev.term_signal == 0 && process_alive(proc.pid())) {
+      if (ev.term_signal == 0 && process_lives_on(proc.pid())) {
         proc.forget_thread(tid);
         return {false, "thread " + std::to_string(tid) + " exited during the call (" + how + ")"};
       }

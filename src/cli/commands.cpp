@@ -489,6 +489,25 @@ const std::vector<Command>& commands() {
        "  running Ember process that publishes its objects, in tracefs trace_pipe's\n"
        "  format, until Ctrl-C (--once: what is there now, then exit).\n",
        cmd_tracelog},
+      {"trace", "run an object's uprobe/uretprobe/USDT programs inside a command or a running process",
+       "usage: ember trace OBJ [-e PROBE ...] [--hist MAP ...] [--interval S] [--follow-forks] [-j]\n"
+       "                  (-- COMMAND [ARGS] | -p PID)\n"
+       "  Attaches every probe program of OBJ: libbpf sections uprobe/PATH:FUNC[+OFF],\n"
+       "  uretprobe/PATH:FUNC and usdt/PATH:PROVIDER:NAME, and plain SEC(\"uprobe\")\n"
+       "  programs bound with -e:\n"
+       "    -e uprobe:PATH:FUNC[+OFF]=PROG   -e uretprobe:PATH:FUNC=PROG\n"
+       "    -e usdt:PATH:PROVIDER:NAME=PROG\n"
+       "  PATH is a file or a library name (libc.so.6). The programs run JIT-compiled\n"
+       "  inside the target (Ember's agent, preloaded into COMMAND or injected into\n"
+       "  PID with ptrace); their maps are published, so `ember map dump` reads them\n"
+       "  live. Ring buffer and perf buffer events print one line each (hex bytes;\n"
+       "  -j: JSON), bpf_printk lines as trace_pipe does; --interval S dumps every\n"
+       "  map each S seconds and at the end; --hist MAP prints MAP as a log2\n"
+       "  histogram at the end.\n"
+       "  --follow-forks: children the target forks keep their probes (exec'd\n"
+       "  programs never do). Ctrl-C or the command's end detaches and restores the\n"
+       "  target. Exit status: the command's; 1 when something asked does not exist.\n",
+       cmd_trace},
       {"conformance-plugin", "run one program for the bpf_conformance test runner",
        "usage: ember conformance-plugin [MEMORY_HEX] < PROGRAM_HEX\n"
        "  Speaks the bpf_conformance plugin protocol: reads the program as one line of\n"

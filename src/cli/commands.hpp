@@ -17,6 +17,7 @@ int cmd_objdump(const std::vector<std::string>& args);
 int cmd_verify(const std::vector<std::string>& args);
 int cmd_tracelog(const std::vector<std::string>& args);
 int cmd_prog(const std::vector<std::string>& args);
+int cmd_trace(const std::vector<std::string>& args);
 
 struct Command {
   const char* name;

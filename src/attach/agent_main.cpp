@@ -1,0 +1,252 @@
+// libember_agent.so: Ember's agent inside a traced process. Its constructor
+// runs when the library is preloaded (spawn mode: $EMBER_AGENT_CONFIG names
+// the config) or injected with dlopen (inject mode: run_dir()/agent-PID.conf),
+// connects to the controller (`ember trace`), starts the Agent, reports, and
+// leaves one thread waiting for "detach" (or the controller's end). The
+// target must compute exactly what it would without us: the agent removes
+// itself from the environment its children inherit, installs no signal
+// handler, keeps every signal off its own thread and marks its fds
+// close-on-exec.
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "attach/agent.hpp"
+#include "attach/agent_config.hpp"
+#include "runtime/registry.hpp"
+
+namespace ember::attach {
+namespace {
+
+constexpr int kGoTimeoutMs = 10000;  // a controller that never says "go" is gone: the target runs on
+
+// The agent of this process. Global because the process model forces it:
+// one preloaded or injected library instance serves the whole process, and
+// the fork handlers and the controller thread reach it with no argument.
+struct AgentProcess {
+  std::mutex mu;
+  AgentConfig cfg;
+  std::unique_ptr<HookEngine> engine;  // lives as long as the process: calls may be returning through it
+  std::unique_ptr<Agent> agent;
+  int sock = -1;
+};
+AgentProcess* g_process = nullptr;
+
+void log_error(const std::string& msg) {
+  std::fprintf(stderr, "ember agent (pid %d): %s\n", getpid(), msg.c_str());
+}
+
+bool send_line(int fd, const std::string& line) {
+  std::string s = one_line(line) + "\n";
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left) {
+    ssize_t n = send(fd, p, left, MSG_NOSIGNAL);  // a gone controller must not SIGPIPE the target
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n, left -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// One line from the socket ("" at EOF, error or timeout).
+std::string read_line(int fd, int timeout_ms) {
+  std::string line;
+  char c;
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return "";
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    if (c == '\n') return line.empty() ? " " : line;
+    line += c;
+  }
+}
+
+int connect_controller(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return close(fd), -1;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return close(fd), -1;
+  return fd;
+}
+
+const char* method_name(HookMethod m) { return m == HookMethod::Inline ? "inline" : "int3"; }
+
+void report_attached(int fd, const Agent& a) {
+  for (const auto& p : a.probes()) {
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "0x%lx", static_cast<unsigned long>(p.addr));
+    send_line(fd, "probe " + p.runner->prog().name() + " " + addr + " " + method_name(p.method));
+  }
+  for (const auto& e : a.errors()) send_line(fd, "error " + e);
+  send_line(fd, "ready " + std::to_string(a.probes().size()));
+}
+
+void report_stats(int fd, const Agent& a) {
+  for (const auto& p : a.probes()) {
+    const ProbeRunner& r = *p.runner;
+    send_line(fd, "stats " + r.prog().name() + " " + std::to_string(r.hits()) + " " +
+                      std::to_string(r.errors()) + " " + std::to_string(r.missed()) + " " + r.first_error());
+  }
+}
+
+// Detaches, reports and retires the agent. Its objects stay allocated: a
+// thread may still be leaving a runner that was just turned off.
+void detach_and_report(int fd) {
+  std::lock_guard lock(g_process->mu);
+  Agent* a = g_process->agent.get();
+  if (!a) return;
+  a->disable();
+  auto st = a->detach();
+  if (!st) send_line(fd, "error detach: " + st.error().message);
+  report_stats(fd, *a);
+  unpublish();
+  (void)g_process->agent.release();
+  send_line(fd, "detached");
+}
+
+// The controller thread: waits for "detach" or the controller's end.
+void* controller_thread(void* arg) {
+  int fd = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  while (true) {
+    std::string line = read_line(fd, -1);
+    if (line.empty() || split_agent_line(line).word == "detach") break;
+  }
+  detach_and_report(fd);
+  std::lock_guard lock(g_process->mu);
+  if (g_process->sock == fd) g_process->sock = -1;
+  close(fd);
+  return nullptr;
+}
+
+// A thread that never takes a signal meant for the target.
+void start_controller_thread(int fd) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  if (pthread_create(&t, nullptr, controller_thread, reinterpret_cast<void*>(static_cast<intptr_t>(fd))) == 0)
+    pthread_detach(t);
+  else
+    log_error("cannot start the controller thread: the probes stay attached until the process ends");
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+// A forked child: without follow_forks its runners go off and its hooks
+// come out of its copy of the text; with it, it reports to the controller
+// as an agent of its own (its maps are the parent's shared segments).
+void on_fork_child() {
+  g_process->mu.unlock();  // held by on_fork_prepare in the parent's forking thread
+  Agent* a = g_process->agent.get();
+  if (g_process->sock >= 0) close(g_process->sock);  // the parent's connection
+  g_process->sock = -1;
+  if (!a) return;
+  if (!g_process->cfg.follow_forks) {
+    a->disable();
+    (void)a->detach();
+    (void)g_process->agent.release();
+    return;
+  }
+  int fd = connect_controller(g_process->cfg.socket_path);
+  if (fd < 0) {
+    a->disable();
+    return;
+  }
+  send_line(fd, "hello " + std::to_string(getpid()) + " " + std::to_string(getppid()));
+  report_attached(fd, *a);
+  g_process->sock = fd;
+  start_controller_thread(fd);
+}
+
+void on_fork_prepare() { g_process->mu.lock(); }
+void on_fork_parent() { g_process->mu.unlock(); }
+
+// Removes the agent from what children inherit: its LD_PRELOAD entry and
+// $EMBER_AGENT_CONFIG (spawn mode; the constructor runs before any thread).
+void scrub_environment() {
+  unsetenv(kAgentConfigEnv);
+  const char* pre = getenv("LD_PRELOAD");
+  if (!pre) return;
+  std::string kept, item;
+  std::string all = pre;
+  for (size_t i = 0; i <= all.size(); ++i) {
+    if (i < all.size() && all[i] != ':' && all[i] != ' ') {
+      item += all[i];
+      continue;
+    }
+    if (!item.empty() && item.find("libember_agent") == std::string::npos)
+      kept += (kept.empty() ? "" : ":") + item;
+    item.clear();
+  }
+  if (kept.empty())
+    unsetenv("LD_PRELOAD");
+  else
+    setenv("LD_PRELOAD", kept.c_str(), 1);
+}
+
+void run_session(const std::string& config_path) {
+  auto cfg = AgentConfig::read_file(config_path);
+  if (!cfg) return log_error(cfg.error().message);
+  int fd = connect_controller(cfg->socket_path);
+  if (fd < 0)
+    return log_error("cannot reach the controller at " + cfg->socket_path + ": " + std::strerror(errno));
+  g_process = new AgentProcess();  // never freed: see AgentProcess
+  g_process->cfg = *cfg;
+  send_line(fd, "hello " + std::to_string(getpid()) + " 0");
+  auto engine = HookEngine::create();
+  if (!engine) {
+    send_line(fd, "fatal " + engine.error().message);
+    return (void)close(fd);
+  }
+  g_process->engine = std::move(*engine);
+  auto agent = Agent::start(*cfg, *g_process->engine);
+  if (!agent) {
+    send_line(fd, "fatal " + agent.error().message);
+    return (void)close(fd);
+  }
+  g_process->agent = std::move(*agent);
+  g_process->sock = fd;
+  pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+  report_attached(fd, *g_process->agent);
+  // The controller opens the published maps before the target goes on, so
+  // that they outlive a target that exits at once.
+  std::string go = read_line(fd, kGoTimeoutMs);
+  if (split_agent_line(go).word != "go") {
+    detach_and_report(fd);
+    g_process->sock = -1;
+    return (void)close(fd);
+  }
+  start_controller_thread(fd);
+}
+
+__attribute__((constructor)) void ember_agent_init() {
+  std::string config_path;
+  if (const char* p = getenv(kAgentConfigEnv)) {
+    config_path = p;
+    scrub_environment();
+  } else {
+    config_path = inject_config_path(getpid());
+    if (access(config_path.c_str(), R_OK) != 0) return;  // loaded for another reason: stay idle
+  }
+  run_session(config_path);
+}
+
+}  // namespace
+}  // namespace ember::attach
