@@ -59,10 +59,15 @@ HookEngine& engine() {
   return *e;
 }
 
-Result<Teardown> ember_hooks(std::vector<HookKind> kinds, bool int3) {
+// function_entry: probe_target's address is its symbol's, so the
+// trampolines may save only the ABI's live registers (what `ember trace`
+// asks for a uprobe/PATH:FUNC); false: the full save of an offset or USDT
+// site.
+Result<Teardown> ember_hooks(std::vector<HookKind> kinds, bool int3, bool function_entry = true) {
   std::vector<int> ids;
   attach::HookOptions opts;
   opts.force_int3 = int3;
+  opts.function_entry = function_entry;
   for (HookKind k : kinds) {
     auto id = engine().attach(reinterpret_cast<uintptr_t>(&probe_target), k, empty_hook, nullptr, opts);
     if (!id) return id.error();
@@ -129,6 +134,8 @@ std::vector<ProbeCase> cases(bool kernel_ok) {
        [] {
          return ember_hooks({HookKind::Entry, HookKind::Return}, false);
        }},
+      {"uprobe-empty", "ember-full", [] { return ember_hooks({HookKind::Entry}, false, false); }},
+      {"uretprobe-empty", "ember-full", [] { return ember_hooks({HookKind::Return}, false, false); }},
   };
   if (kernel_ok) {
     c.push_back({"uprobe-empty", "kernel", [] { return kernel_probes({false}); }});
@@ -165,7 +172,7 @@ class ProbeTable : public benchmark::ConsoleReporter {
   void Finalize() override {
     ConsoleReporter::Finalize();
     double base = medians_["call"]["unprobed"];
-    const char* engines[] = {"ember", "ember-int3", "kernel"};
+    const char* engines[] = {"ember", "ember-full", "ember-int3", "kernel"};
     std::printf("\nmedian ns per call (net: minus the unprobed call, %.2f ns)\n", base);
     std::printf("%-18s", "probe");
     for (const char* e : engines) std::printf("%14s %10s", e, "net");

@@ -15,8 +15,14 @@
 // odd has moved on. After that no thread can call the detached fn. (A hook
 // must not attach or detach: the engine mutex is held during the wait.)
 //
-// Vector state. Trampolines save xmm0-15, or ymm0-15 when AVX is enabled;
-// on AVX-512 machines zmm16-31, the upper halves of zmm0-15 and k0-7 are not
+// Registers. HookOptions::function_entry lets the trampolines preserve only
+// what the SysV ABI says is live at a call's entry and return (LiveRegs in
+// trampoline.hpp: xmm0-7 and xmm0-1 instead of xmm0-15, no popfq); a site
+// keeps the reduced save only while every hook attached to it asked for it.
+//
+// Vector state. Trampolines save xmm registers, or whole ymm registers when
+// AVX is enabled (see trampoline.hpp for the upper-half handling); on AVX-512
+// machines zmm16-31, the upper halves of zmm0-15 and k0-7 are not
 // saved: code reached from a hook that uses them (glibc's EVEX string
 // functions use ymm16-31) could change a probed function's live values.
 // Full XSAVE would cover it at several times the cost of a hit.
@@ -65,24 +71,54 @@ int g_user_return_hooks = 0;
 constexpr size_t kJmpSize = 5;
 constexpr size_t kMaxRelocated = 256;  // a window of <= 5 instructions, each <= 34 bytes relocated, + jmp
 
-// Makes the site's entry trampoline; error when the site cannot be patched
-// inline (the caller falls back to int3).
+LiveRegs entry_live(bool abi) { return abi ? LiveRegs::CallEntry : LiveRegs::All; }
+
+// Makes the site's entry trampoline, preserving what site->call_abi asks
+// (an existing trampoline is reused when it preserves at least that); error
+// when the site cannot be patched inline (the caller falls back to int3).
+// Must be called while the site's code is original (unpatched).
 Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
-  if (site->trampoline) return ok_status();
-  const size_t prologue = entry_prologue_size();
+  const bool abi = site->call_abi.load(std::memory_order_relaxed);
+  if (site->trampoline && (!site->trampoline_abi || abi)) return ok_status();
+  const size_t prologue = entry_prologue_size(entry_live(abi));
   auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
   if (!at) return at.error();
   auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
   if (!rel) return rel.error();
   if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
   std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
-                                                    rel->code, site->addr + rel->window);
+                                                    rel->code, site->addr + rel->window, entry_live(abi));
   assert(code.size() <= prologue + kMaxRelocated);
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
   site->window = rel->window;
   site->instructions = rel->instructions;
   site->trampoline = *at;
+  site->trampoline_abi = abi;
   return ok_status();
+}
+
+// A site patched with a CallEntry trampoline gets a hook that needs every
+// register preserved: a new full-save trampoline whose tail jumps to the
+// relocated instructions of the old one (which, like every trampoline, stays
+// for the process lifetime), then the site's jmp is re-pointed. The site
+// holds one jmp instruction, so the int3 protocol of poke() covers it.
+Status upgrade_to_full_save(Site* site, TextPatcher& patcher) {
+  const uintptr_t old = site->trampoline;
+  const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry);
+  const size_t prologue = entry_prologue_size(LiveRegs::All);
+  auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+  if (!at) return at.error();
+  std::vector<uint8_t> tail;
+  emit_abs_jmp(tail, old + old_prologue);
+  std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
+                                                    site->addr + site->window, LiveRegs::All);
+  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+  site->trampoline = *at;  // where the temporary int3 sends threads from now on
+  site->trampoline_abi = false;
+  uint8_t jmp[kJmpSize] = {0xE9};
+  int32_t rel = static_cast<int32_t>(*at - (site->addr + kJmpSize));
+  std::memcpy(jmp + 1, &rel, 4);
+  return patcher.poke(site->addr, jmp, kJmpSize);
 }
 
 // The out-of-line stub of an int3 site covers the same window as an inline
@@ -172,6 +208,21 @@ std::atomic<const HookList*>& list_of(Site* site, HookKind kind) {
   return kind == HookKind::Entry ? site->entry : site->ret;
 }
 
+// How much the site's trampolines preserve: the first hook of an unpatched
+// site decides; a later hook can only widen it to everything.
+Status settle_live_regs(Site* site, bool function_entry) {
+  if (!site->patched) {
+    site->call_abi.store(function_entry, std::memory_order_relaxed);
+    return ok_status();
+  }
+  if (function_entry || !site->call_abi.load(std::memory_order_relaxed)) return ok_status();
+  site->call_abi.store(false, std::memory_order_relaxed);  // new return hits use the full return trampoline
+  if (site->method != HookMethod::Inline || !site->trampoline_abi) return ok_status();
+  auto patcher = TextPatcher::instance();
+  if (!patcher) return patcher.error();
+  return upgrade_to_full_save(site, **patcher);
+}
+
 }  // namespace
 
 Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts) {
@@ -180,11 +231,14 @@ Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* dat
   std::lock_guard lock(table.mutex());
   if (auto st = install_trap_handler(); !st) return st.error();
   if (kind == HookKind::Return) {
-    if (auto t = return_trampoline(); !t) return t.error();
+    if (auto st = make_return_trampolines(); !st) return st.error();
     if (auto st = install_unwind_guards(); !st) return st.error();
   }
   Site* site = table.get_or_create(addr);
   if (!site) return fail("attach at ", hex(addr), ": too many hooked addresses");
+  // Before the hook is published: it must never run with less saved than it needs.
+  if (auto st = settle_live_regs(site, opts.function_entry); !st)
+    return fail("cannot hook ", hex(addr), ": ", st.error().message);
   const int id = g_next_id++;
   auto& slot = list_of(site, kind);
   auto* next = new HookList;

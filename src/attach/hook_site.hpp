@@ -32,10 +32,15 @@ struct Site {
   std::atomic<const HookList*> ret{nullptr};
   // Set under the engine mutex; read by the SIGTRAP handler.
   std::atomic<bool> inline_patch{false};
-  uintptr_t trampoline = 0;  // entry trampoline (inline method), 0 until needed
-  uintptr_t stub = 0;        // out-of-line copy of the first instruction + jmp back (int3 method)
-  size_t window = 0;         // bytes the inline jmp replaces
-  size_t instructions = 0;   // instructions in the window
+  // Every hook attached while the site was patched said function_entry
+  // (HookOptions): trampolines may preserve only the ABI's live registers.
+  // Cleared (never set again while patched) by an attach without it.
+  std::atomic<bool> call_abi{false};
+  uintptr_t trampoline = 0;     // entry trampoline (inline method), 0 until needed
+  bool trampoline_abi = false;  // it preserves only LiveRegs::CallEntry
+  uintptr_t stub = 0;           // out-of-line copy of the first instruction + jmp back (int3 method)
+  size_t window = 0;            // bytes the inline jmp replaces
+  size_t instructions = 0;      // instructions in the window
   uint8_t original[16] = {};
   bool patched = false;
   HookMethod method = HookMethod::Inline;
@@ -92,7 +97,8 @@ void grace_period();
 
 // Return hooks (return_hooks.cpp).
 void push_return(ThreadState* t, Site* site, PtRegs* regs);
-Result<uintptr_t> return_trampoline();
+// Makes the two return trampolines (LiveRegs::All and CallReturn) once.
+Status make_return_trampolines();
 // Keeps the C++ unwinder from ever seeing the return trampoline (hooks on
 // _Unwind_RaiseException and _Unwind_ForcedUnwind); idempotent.
 Status install_unwind_guards();

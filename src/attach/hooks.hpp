@@ -34,6 +34,15 @@ using HookFn = void (*)(void* data, PtRegs* regs);
 
 struct HookOptions {
   bool force_int3 = false;
+  // addr is the first instruction of a function called by the SysV x86-64
+  // ABI (a symbol's address; not SYMBOL+OFF, not a USDT site, not code with
+  // its own conventions such as TLS descriptor resolvers). The trampolines
+  // then preserve only the registers the ABI says are live at its entry and
+  // at its return, which makes a hit cheaper (see LiveRegs in
+  // trampoline.hpp). PtRegs is complete either way. Default: every register
+  // is preserved, valid at any instruction boundary. Hooks sharing an
+  // address get the full save as soon as one of them did not set this.
+  bool function_entry = false;
 };
 
 class HookEngine {  // one per process (agent); thread-safe

@@ -36,8 +36,15 @@
 namespace ember::attach::detail {
 namespace {
 
-// Set once when the return trampoline is made; read on every push.
-std::atomic<uint64_t> g_ret_tramp{0};
+// Set once when the return trampolines are made; read on every push.
+// [0]: everything preserved (LiveRegs::All); [1]: the SysV return set
+// (LiveRegs::CallReturn), for sites attached with function_entry.
+std::atomic<uint64_t> g_ret_tramp[2] = {};
+
+bool is_return_trampoline(uint64_t addr) {
+  return addr == g_ret_tramp[0].load(std::memory_order_relaxed) ||
+         addr == g_ret_tramp[1].load(std::memory_order_relaxed);
+}
 
 [[noreturn]] void lost_return(uint64_t slot) {
   char msg[160];
@@ -53,10 +60,9 @@ std::atomic<uint64_t> g_ret_tramp{0};
 void unwind_fixup(void*, PtRegs*) {
   ThreadState* t = current_thread_state();
   if (!t) return;
-  const uint64_t tramp = g_ret_tramp.load(std::memory_order_relaxed);
   for (uint32_t i = t->depth.load(std::memory_order_relaxed); i-- > 0;) {
     auto* p = reinterpret_cast<uint64_t*>(t->shadow[i].slot);
-    if (*p == tramp) *p = t->shadow[i].ret;  // top-down: the newest entry of a slot wins
+    if (is_return_trampoline(*p)) *p = t->shadow[i].ret;  // top-down: the newest entry of a slot wins
   }
   t->depth.store(0, std::memory_order_relaxed);
 }
@@ -84,11 +90,12 @@ extern "C" uint64_t ember_hook_dispatch_return(void* regs_ptr) {
 }
 
 void push_return(ThreadState* t, Site* site, PtRegs* regs) {
-  const uint64_t tramp = g_ret_tramp.load(std::memory_order_relaxed);
+  const bool abi = site->call_abi.load(std::memory_order_relaxed);
+  const uint64_t tramp = g_ret_tramp[abi ? 1 : 0].load(std::memory_order_relaxed);
   auto* slot = reinterpret_cast<uint64_t*>(regs->rsp);
   uint32_t d = t->depth.load(std::memory_order_relaxed);
   while (d > 0 && t->shadow[d - 1].slot <= regs->rsp &&
-         *reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot) != tramp)
+         !is_return_trampoline(*reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot)))
     --d;  // left behind by longjmp
   if (d == ThreadState::kShadowDepth) {
     ++t->overflows;
@@ -101,18 +108,21 @@ void push_return(ThreadState* t, Site* site, PtRegs* regs) {
   *slot = tramp;
 }
 
-Result<uintptr_t> return_trampoline() {
-  static Result<uintptr_t> tramp = []() -> Result<uintptr_t> {
+Status make_return_trampolines() {
+  static Status made = []() -> Status {
     auto patcher = TextPatcher::instance();
     if (!patcher) return patcher.error();
-    std::vector<uint8_t> code = emit_return_trampoline(&ember_hook_dispatch_return);
-    auto at = CodeArena::instance().alloc(0, code.size());
-    if (!at) return at.error();
-    if (auto st = (*patcher)->write(*at, code.data(), code.size()); !st) return st.error();
-    g_ret_tramp.store(*at, std::memory_order_relaxed);
-    return *at;
+    const LiveRegs modes[2] = {LiveRegs::All, LiveRegs::CallReturn};
+    for (int i = 0; i < 2; ++i) {
+      std::vector<uint8_t> code = emit_return_trampoline(&ember_hook_dispatch_return, modes[i]);
+      auto at = CodeArena::instance().alloc(0, code.size());
+      if (!at) return at.error();
+      if (auto st = (*patcher)->write(*at, code.data(), code.size()); !st) return st;
+      g_ret_tramp[i].store(*at, std::memory_order_relaxed);
+    }
+    return ok_status();
   }();
-  return tramp;
+  return made;
 }
 
 Status install_unwind_guards() {

@@ -28,15 +28,18 @@ constexpr uint32_t kRedZone = 128;
 constexpr uint32_t kRegsSize = 168;
 
 // lea rsp, [rsp-128]; then the PtRegs slots from ss down to r15.
-void push_regs(Code& c) {
+void push_regs(Code& c, LiveRegs live) {
   c.b({0x48, 0x8D, 0x64, 0x24, 0x80});  // lea rsp, [rsp-128]: stay clear of the red zone
   c.b({0x6A, 0x2B});                    // push 0x2b: ss (__USER_DS)
   c.b({0x50});                          // push rax: rsp slot, filled below
   c.b({0x9C});                          // pushfq
-  c.b({0x6A, 0x33});                    // push 0x33: cs (__USER_CS)
-  c.b({0x50});                          // push rax: rip slot
-  c.b({0x6A, 0xFF});                    // push -1: orig_rax, as the kernel sets it for uprobes
-  c.b({0x57, 0x56, 0x52, 0x51, 0x50});  // rdi rsi rdx rcx rax
+  // Mid-function code may run with DF set; the C++ dispatcher assumes it
+  // clear (the ABI guarantees that only at calls). popfq gives it back.
+  if (live == LiveRegs::All) c.b({0xFC});  // cld
+  c.b({0x6A, 0x33});                       // push 0x33: cs (__USER_CS)
+  c.b({0x50});                             // push rax: rip slot
+  c.b({0x6A, 0xFF});                       // push -1: orig_rax, as the kernel sets it for uprobes
+  c.b({0x57, 0x56, 0x52, 0x51, 0x50});     // rdi rsi rdx rcx rax
   c.b({0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53});  // r8 r9 r10 r11
   c.b({0x53, 0x55});                                      // rbx rbp
   c.b({0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57});  // r12 r13 r14 r15
@@ -46,48 +49,109 @@ void push_regs(Code& c) {
   c.u32(152);
 }
 
-// Restores r15..rdi and eflags; leaves rsp at the rsp slot (offset 152).
-void pop_regs(Code& c) {
+// Restores r15..rdi, and eflags when the site needs them; leaves rsp at
+// the rsp slot (offset 152). popfq is a slow microcoded instruction, and the
+// flags are dead at a call's entry and return (the ABI requires only DF
+// clear, which the C++ dispatcher keeps).
+void pop_regs(Code& c, LiveRegs live) {
   c.b({0x48, 0x89, 0xDC});                                // mov rsp, rbx
   c.b({0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C});  // r15 r14 r13 r12
   c.b({0x5D, 0x5B});                                      // rbp rbx
   c.b({0x41, 0x5B, 0x41, 0x5A, 0x41, 0x59, 0x41, 0x58});  // r11 r10 r9 r8
   c.b({0x58, 0x59, 0x5A, 0x5E, 0x5F});                    // rax rcx rdx rsi rdi
-  c.b({0x48, 0x8D, 0x64, 0x24, 0x18});                    // lea rsp, [rsp+24]: orig_rax, rip, cs
-  c.b({0x9D});                                            // popfq
+  if (live == LiveRegs::All) {
+    c.b({0x48, 0x8D, 0x64, 0x24, 0x18});  // lea rsp, [rsp+24]: orig_rax, rip, cs
+    c.b({0x9D});                          // popfq
+  } else {
+    c.b({0x48, 0x8D, 0x64, 0x24, 0x20});  // lea rsp, [rsp+32]: orig_rax, rip, cs, eflags
+  }
 }
 
-// mov rbx, rsp (rbx: the PtRegs, callee-saved); align; save vectors.
-void save_vectors(Code& c, VectorSave mode) {
+// Vector registers that may hold live values at the site.
+uint8_t live_vectors(LiveRegs live) {
+  switch (live) {
+    case LiveRegs::All: return 16;
+    case LiveRegs::CallEntry: return 8;   // xmm0-7: arguments
+    case LiveRegs::CallReturn: return 2;  // xmm0-1: results
+  }
+  return 16;
+}
+
+// [rsp + disp32] with register `i` (low three bits) in ModRM.reg.
+void rsp_disp32(Code& c, uint8_t i, uint32_t disp) {
+  c.b({static_cast<uint8_t>(0x84 | ((i & 7) << 3)), 0x24});
+  c.u32(disp);
+}
+
+// Legacy SSE movaps between xmm_i and [rsp + 16 * i * (width / 16)];
+// store: 0x29, load: 0x28.
+void sse_move(Code& c, uint8_t op, uint8_t i, uint32_t disp) {
+  if (i >= 8) c.b({0x44});  // REX.R
+  c.b({0x0F, op});
+  rsp_disp32(c, i, disp);
+}
+
+// vmovdqu between ymm_i and [rsp + disp]; store: 0x7F, load: 0x6F.
+void avx_move(Code& c, uint8_t op, uint8_t i, uint32_t disp) {
+  c.b({0xC5, static_cast<uint8_t>(i < 8 ? 0xFE : 0x7E), op});
+  rsp_disp32(c, i, disp);
+}
+
+void vzeroupper(Code& c) { c.b({0xC5, 0xF8, 0x77}); }
+
+// mov rbx, rsp (rbx: the PtRegs, callee-saved); align; save the vectors.
+// With AVX, also: r12b = whether a saved upper half is non-zero (r12 is
+// callee-saved and restored from PtRegs), then vzeroupper, so that the
+// dispatcher's legacy SSE code runs with clean upper state.
+void save_vectors(Code& c, VectorSave mode, LiveRegs live) {
   c.b({0x48, 0x89, 0xE3});        // mov rbx, rsp
   c.b({0x48, 0x83, 0xE4, 0xE0});  // and rsp, -32
-  uint32_t width = mode == VectorSave::Avx ? 32 : 16;
+  const uint8_t n = live_vectors(live);
+  const uint32_t width = mode == VectorSave::Avx ? 32 : 16;
   c.b({0x48, 0x81, 0xEC});  // sub rsp, imm32
-  c.u32(16 * width);
-  for (uint8_t i = 0; i < 16; ++i) {
-    uint8_t modrm = static_cast<uint8_t>(0x84 | ((i & 7) << 3));  // [rsp + disp32]
+  c.u32(n * width);
+  for (uint8_t i = 0; i < n; ++i) {
     if (mode == VectorSave::Avx)
-      c.b({0xC5, static_cast<uint8_t>(i < 8 ? 0xFE : 0x7E), 0x7F, modrm, 0x24});  // vmovdqu [rsp+d], ymmi
-    else if (i < 8)
-      c.b({0x0F, 0x29, modrm, 0x24});  // movaps [rsp+d], xmmi
+      avx_move(c, 0x7F, i, i * width);
     else
-      c.b({0x44, 0x0F, 0x29, modrm, 0x24});
-    c.u32(i * width);
+      sse_move(c, 0x29, i, i * width);
   }
+  if (mode != VectorSave::Avx) return;
+  // Every register is saved: ymm0 accumulates the OR of the saved ones.
+  for (uint8_t i = 1; i < n; ++i)  // vorps ymm0, ymm_i, ymm0
+    c.b({0xC5, static_cast<uint8_t>(0x84 | ((~i & 0xF) << 3)), 0x56, 0xC0});
+  c.b({0xC4, 0xE3, 0x7D, 0x19, 0xC0, 0x01});  // vextractf128 xmm0, ymm0, 1
+  c.b({0xC4, 0xE2, 0x79, 0x17, 0xC0});        // vptest xmm0, xmm0
+  c.b({0x41, 0x0F, 0x95, 0xC4});              // setnz r12b
+  vzeroupper(c);
 }
 
-void restore_vectors(Code& c, VectorSave mode) {
-  uint32_t width = mode == VectorSave::Avx ? 32 : 16;
-  for (uint8_t i = 0; i < 16; ++i) {
-    uint8_t modrm = static_cast<uint8_t>(0x84 | ((i & 7) << 3));
-    if (mode == VectorSave::Avx)
-      c.b({0xC5, static_cast<uint8_t>(i < 8 ? 0xFE : 0x7E), 0x6F, modrm, 0x24});  // vmovdqu ymmi, [rsp+d]
-    else if (i < 8)
-      c.b({0x0F, 0x28, modrm, 0x24});  // movaps xmmi, [rsp+d]
-    else
-      c.b({0x44, 0x0F, 0x28, modrm, 0x24});
-    c.u32(i * width);
+void restore_vectors(Code& c, VectorSave mode, LiveRegs live) {
+  const uint8_t n = live_vectors(live);
+  if (mode != VectorSave::Avx) {
+    for (uint8_t i = 0; i < n; ++i) sse_move(c, 0x28, i, i * 16);
+    return;
   }
+  // Clean: vzeroupper (a hook may have dirtied them), legacy loads of the
+  // low halves. Dirty: VEX loads of whole registers.
+  c.b({0x45, 0x84, 0xE4});  // test r12b, r12b
+  c.b({0x0F, 0x85});        // jnz dirty
+  const size_t jnz_at = c.bytes().size();
+  c.u32(0);
+  vzeroupper(c);
+  for (uint8_t i = 0; i < n; ++i) sse_move(c, 0x28, i, i * 32);
+  c.b({0xE9});  // jmp done
+  const size_t jmp_at = c.bytes().size();
+  c.u32(0);
+  const size_t dirty = c.bytes().size();
+  for (uint8_t i = 0; i < n; ++i) avx_move(c, 0x6F, i, i * 32);
+  const size_t done = c.bytes().size();
+  auto patch = [&](size_t at, size_t to) {
+    const uint32_t rel = static_cast<uint32_t>(to - (at + 4));
+    std::memcpy(c.bytes().data() + at, &rel, 4);
+  };
+  patch(jnz_at, dirty);
+  patch(jmp_at, done);
 }
 
 void call_abs(Code& c, uint64_t fn) {
@@ -96,21 +160,22 @@ void call_abs(Code& c, uint64_t fn) {
   c.b({0xFF, 0xD0});  // call rax
 }
 
-std::vector<uint8_t> entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher) {
+std::vector<uint8_t> entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher,
+                                    LiveRegs live) {
   VectorSave mode = vector_save_mode();
   Code c;
-  push_regs(c);
+  push_regs(c, live);
   c.b({0x48, 0xB8});  // mov rax, site_addr
   c.u64(site_addr);
   c.b({0x48, 0x89, 0x84, 0x24});  // mov [rsp+128], rax: regs->rip
   c.u32(128);
-  save_vectors(c, mode);
+  save_vectors(c, mode, live);
   c.b({0x48, 0xBF});  // mov rdi, site
   c.u64(reinterpret_cast<uint64_t>(site));
   c.b({0x48, 0x89, 0xDE});  // mov rsi, rbx
   call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
-  restore_vectors(c, mode);
-  pop_regs(c);
+  restore_vectors(c, mode, live);
+  pop_regs(c, live);
   c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128]: rsp, ss, red zone
   c.u32(16 + kRedZone);
   return std::move(c.bytes());
@@ -131,30 +196,39 @@ VectorSave vector_save_mode() {
   return mode;
 }
 
-size_t entry_prologue_size() { return entry_prologue(0, nullptr, nullptr).size(); }
+size_t entry_prologue_size(LiveRegs live) { return entry_prologue(0, nullptr, nullptr, live).size(); }
 
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume) {
+                                           uintptr_t resume, LiveRegs live) {
   (void)at;  // the code is position-independent apart from `relocated`
-  std::vector<uint8_t> out = entry_prologue(site_addr, site, dispatcher);
+  std::vector<uint8_t> out = entry_prologue(site_addr, site, dispatcher, live);
   out.insert(out.end(), relocated.begin(), relocated.end());
   emit_abs_jmp(out, resume);
   return out;
 }
 
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher) {
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live) {
   VectorSave mode = vector_save_mode();
   Code c;
-  push_regs(c);
-  save_vectors(c, mode);
+  push_regs(c, live);
+  save_vectors(c, mode, live);
   c.b({0x48, 0x89, 0xDF});  // mov rdi, rbx
   call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
-  c.b({0x48, 0x89, 0x83});  // mov [rbx+152], rax: the return address replaces the rsp slot
-  c.u32(152);
-  restore_vectors(c, mode);
-  pop_regs(c);
-  c.b({0xC2, 0x88, 0x00});  // ret 136: to the slot's address, then skip ss and the red zone
+  // The address goes where the replaced return address was (the function's
+  // rsp + 168 + 128 - 8): inside the red zone of the code returned to, which
+  // no signal frame overwrites, and free since the call's return address
+  // was there.
+  c.b({0x48, 0x89, 0x83});  // mov [rbx + 288], rax
+  c.u32(kRegsSize + kRedZone - 8);
+  restore_vectors(c, mode, live);
+  pop_regs(c, live);
+  c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128]: rsp, ss, red zone
+  c.u32(16 + kRedZone);
+  // An indirect jmp, not ret: the function's ret already consumed the
+  // return-stack-buffer entry of this frame, so a ret here would be
+  // mispredicted and leave every outer return mispredicted too.
+  c.b({0xFF, 0x64, 0x24, 0xF8});  // jmp [rsp-8]
   return std::move(c.bytes());
 }
 

@@ -1,7 +1,7 @@
 // Generated code of the hook engine: the entry trampoline of an inline site
-// and the process-wide return trampoline. Both build a PtRegs on the stack,
-// save the vector registers a C++ callee may clobber, call a dispatcher and
-// restore everything exactly.
+// and the process-wide return trampolines. Both build a complete PtRegs on
+// the stack, save the vector registers that may be live, call a dispatcher
+// and restore what the site needs (LiveRegs).
 #pragma once
 
 #include <cstddef>
@@ -15,9 +15,27 @@ using EntryDispatcher = void (*)(void* site, void* regs);
 // Called with (regs) by the return trampoline; returns the address to go back to.
 using ReturnDispatcher = uint64_t (*)(void* regs);
 
+// What a trampoline gives back unchanged. PtRegs is always complete (every
+// general register and the flags are stored); the modes differ in the
+// vector registers saved and in whether the flags are restored.
+//  All: any instruction boundary (an offset into a function, a USDT site,
+//    code that does not follow the ABI): every general register, the flags,
+//    xmm0-15 (ymm0-15 with AVX).
+//  CallEntry: the first instruction of a function called by the SysV x86-64
+//    ABI. Live there: the argument registers rdi, rsi, rdx, rcx, r8, r9,
+//    xmm0-7 (ymm0-7 for __m256 arguments), rax (the vector count of a
+//    varargs call), r10 (the static chain) and the callee-saved registers;
+//    xmm8-15 and the flags are dead (every general register is still
+//    restored: a pop costs as much as skipping it).
+//  CallReturn: a return from such a function. Live: rax, rdx, xmm0, xmm1
+//    (ymm0 for __m256 results) and the callee-saved registers. x87 st0/st1
+//    (long double results) are never saved: the hook path does not use x87
+//    and a HookFn must leave the x87 stack as it found it.
+enum class LiveRegs { All, CallEntry, CallReturn };
+
 // Bytes of the save/restore sequence that precede the relocated instructions
 // of an entry trampoline (the relocation must know where it will sit).
-size_t entry_prologue_size();
+size_t entry_prologue_size(LiveRegs live);
 
 // The entry trampoline placed at `at`: PtRegs with rip = site_addr and rsp =
 // the stack pointer at the site, dispatcher(site, regs), registers restored,
@@ -25,19 +43,29 @@ size_t entry_prologue_size();
 // entry_prologue_size()) and a jump to `resume`.
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume);
+                                           uintptr_t resume, LiveRegs live);
 
 // The return trampoline: reached by `ret` from a function whose return
 // address was replaced; PtRegs with rip = 0 (the dispatcher fills it) and
 // rsp = the stack pointer after the return; jumps to what the dispatcher
-// returns with every register as the function left it.
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher);
+// returns with the registers `live` names as the function left them.
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live);
 
-// Which vector state the trampolines save: ymm0-15 when the OS enabled AVX
-// (glibc's AVX string functions, which a helper may reach, end with
-// vzeroupper and would clear the upper halves of a probed function's live
-// ymm values), else xmm0-15. AVX-512 state (zmm16-31, k0-7, upper zmm
-// halves) is not saved: see hook_engine.cpp.
+// Which vector state the trampolines save: whole ymm registers when the OS
+// enabled AVX (glibc's AVX string functions, which a helper may reach, end
+// with vzeroupper and would clear the upper halves of a probed function's
+// live ymm values), else xmm registers. AVX-512 state (zmm16-31, k0-7, upper
+// zmm halves) is not saved: see hook_engine.cpp.
+//
+// With AVX the upper halves are cleared (vzeroupper) before the dispatcher
+// runs, and given back with VEX loads only when one of the saved ones was
+// not zero; otherwise the low halves are restored with legacy SSE loads
+// after a vzeroupper, leaving the upper state clean. Why: on this Zen 3
+// machine, legacy SSE code (the dispatcher, the hooks, most of the traced
+// program) running while the upper halves are dirty paid ~150 ns per
+// return hook (a legacy movq load into xmm0 in push_return merging with
+// ymm0's dirty upper half: 213 -> 92 ns when that one store was scalar);
+// restoring every ymm with VEX loads made the state dirty after every hit.
 enum class VectorSave { Sse, Avx };
 VectorSave vector_save_mode();
 
