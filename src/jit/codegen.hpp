@@ -94,7 +94,7 @@ class Codegen {
   const FrameOffsets off_;
   Emitter e_;
   HelperFn tail_call_fn_ = nullptr;
-  std::vector<uint8_t> live_, target_;
+  std::vector<uint8_t> live_, target_, loop_head_;  // loop_head_: target of a backward jump
   // Labels after the n instruction labels.
   int exit_label_, error_exit_label_, packet_fail_label_, tail_stub_label_;
   struct Stub {

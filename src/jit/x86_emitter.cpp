@@ -18,6 +18,38 @@ void Emitter::begin(size_t fixed_labels) {
   pos_.assign(fixed_labels, -1);
   branches_.clear();
   tables_.clear();
+  aligns_.clear();
+}
+
+namespace {
+// The recommended multi-byte nops (Intel SDM vol. 2, NOP), 1 to 9 bytes.
+void put_nops(uint8_t* out, size_t n) {
+  static constexpr uint8_t kNops[9][9] = {
+      {0x90},
+      {0x66, 0x90},
+      {0x0f, 0x1f, 0x00},
+      {0x0f, 0x1f, 0x40, 0x00},
+      {0x0f, 0x1f, 0x44, 0x00, 0x00},
+      {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00},
+      {0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00},
+      {0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+      {0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+  };
+  while (n > 0) {
+    const size_t k = std::min<size_t>(n, 9);
+    std::memcpy(out, kNops[k - 1], k);
+    out += k, n -= k;
+  }
+}
+}  // namespace
+
+void Emitter::align(unsigned boundary) {
+  assert(boundary >= 2 && boundary <= 64 && (boundary & (boundary - 1)) == 0);
+  const size_t n = boundary - 1;
+  ensure(n);
+  aligns_.push_back({static_cast<int64_t>(len_), static_cast<uint8_t>(boundary), static_cast<uint8_t>(n)});
+  put_nops(buf_.data() + len_, n);
+  len_ += n;
 }
 
 // Which branches fit an 8-bit displacement once the short ones before them
@@ -73,40 +105,65 @@ bool Emitter::relax() {
   return any;
 }
 
+// Rewrites the code with the short branches and the alignment paddings cut
+// to size. Everything between two points only shrinks, so a branch that
+// relax() found short (with every padding at its largest) still fits.
 void Emitter::shorten() {
+  // Branches and paddings, in code order.
+  struct Event {
+    int64_t start;
+    size_t index;
+    bool is_branch;
+  };
+  std::vector<Event> events;
+  events.reserve(branches_.size() + aligns_.size());
+  for (size_t k = 0; k < branches_.size(); ++k) events.push_back({branches_[k].start, k, true});
+  for (size_t k = 0; k < aligns_.size(); ++k) events.push_back({aligns_[k].start, k, false});
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Event& x, const Event& y) { return x.start < y.start; });
   std::vector<uint8_t> out(len_);
-  std::vector<int64_t> saved(branches_.size() + 1, 0);
+  std::vector<int64_t> saved(events.size() + 1, 0);  // by the events before each one
   size_t w = 0, r = 0;
-  for (size_t k = 0; k < branches_.size(); ++k) {
-    Branch& b = branches_[k];
-    const auto start = static_cast<size_t>(b.start);
+  for (size_t e = 0; e < events.size(); ++e) {
+    const auto start = static_cast<size_t>(events[e].start);
     std::memcpy(out.data() + w, buf_.data() + r, start - r);
     w += start - r;
-    r = start + b.size;
-    saved[k + 1] = saved[k] + (short_[k] ? b.size - 2 : 0);
-    b.start = static_cast<int64_t>(w);
-    if (short_[k]) {
-      out[w] = b.opcode_short;
-      w += 2;
-      b.size = 2;
+    size_t old_size, new_size;
+    if (events[e].is_branch) {
+      Branch& b = branches_[events[e].index];
+      old_size = b.size;
+      b.start = static_cast<int64_t>(w);
+      if (short_[events[e].index]) {
+        out[w] = b.opcode_short;
+        b.size = 2;
+      } else {
+        std::memcpy(out.data() + w, buf_.data() + start, b.size);
+      }
+      new_size = b.size;
     } else {
-      std::memcpy(out.data() + w, buf_.data() + start, b.size);
-      w += b.size;
+      Align& a = aligns_[events[e].index];
+      old_size = a.size;
+      new_size = (a.boundary - w % a.boundary) % a.boundary;
+      put_nops(out.data() + w, new_size);
+      a.start = static_cast<int64_t>(w);
+      a.size = static_cast<uint8_t>(new_size);
     }
+    w += new_size;
+    r = start + old_size;
+    saved[e + 1] = saved[e] + static_cast<int64_t>(old_size - new_size);
   }
   std::memcpy(out.data() + w, buf_.data() + r, len_ - r);
   w += len_ - r;
-  // Each label moves back by what the branches before it (in the old
-  // layout: start + saved) save. Labels come mostly in code order: a cursor
-  // that moves forward, restarted when a label lies behind it.
-  auto old_start = [&](size_t k) { return branches_[k].start + saved[k]; };
+  // Each label moves back by what the events before it (in the old layout)
+  // save. Labels come mostly in code order: a cursor that moves forward,
+  // restarted when a label lies behind it.
   size_t j = 0;
   int64_t last = -1;
   for (int64_t& p : pos_) {
     if (p < 0) continue;
     if (p < last) j = 0;
     last = p;
-    while (j < branches_.size() && old_start(j) < p) ++j;
+    while (j < events.size() && events[j].start < p) ++j;
     p -= saved[j];
   }
   buf_.swap(out);
@@ -114,7 +171,7 @@ void Emitter::shorten() {
 }
 
 void Emitter::finish() {
-  if (relax()) shorten();
+  if (relax() || !aligns_.empty()) shorten();
   for (const Table& t : tables_) {
     assert(pos_[t.label] >= 0);
     for (size_t i = 0; i < t.entries.size(); ++i) {

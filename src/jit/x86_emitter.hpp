@@ -108,6 +108,10 @@ class Emitter {
   void jcc(Cond c, int label);
   void jmp(int label);
   void call(int label);  // rel32 call
+  // Pads with nops so that the next byte starts at a multiple of
+  // `boundary` (a power of two, at most 64) in the final code: emitted at
+  // its largest and cut to size when finish() shortens the branches.
+  void align(unsigned boundary);
   // dst = the address of a label (lea dst, [rip + disp32]).
   void lea(Reg dst, int label);
   // A table of 32-bit offsets from its own start (bound to `label`) to
@@ -148,6 +152,11 @@ class Emitter {
     std::vector<int> entries;
   };
   std::vector<Table> tables_;
+  struct Align {
+    int64_t start;
+    uint8_t boundary, size;  // size: as emitted (boundary - 1)
+  };
+  std::vector<Align> aligns_;
 };
 
 }  // namespace ember::jit
