@@ -144,8 +144,10 @@ class Prog final : public HelperEnv {
   // Runs the program once; opts.helper_env is set to this program. A
   // program that did not pass the verifier always runs in checked mode; a
   // verified one runs unchecked when opts.checked is false and its input is
-  // what the verifier assumed (a syscall context at least as large as the
-  // bytes it reads; other program types' contexts are not built yet).
+  // what the verifier assumed: a syscall context at least as large as the
+  // bytes it reads, or for kprobe-type programs (uprobes, USDT) a read-only
+  // struct pt_regs of 168 bytes; other program types' contexts (xdp_md,
+  // __sk_buff ...) are not built yet, so they run in checked mode.
   // Unchecked runs use the JIT code when there is some and `engine` is
   // Engine::Jit, else the interpreter's fast mode; plan() says which.
   Result<uint64_t> run(const RunInput& in, RunOptions opts = {}, Engine engine = Engine::Jit) const;

@@ -1,5 +1,8 @@
 #include "attach/probe_runner.hpp"
 
+#include <atomic>
+#include <vector>
+
 namespace ember::attach {
 namespace {
 
@@ -8,6 +11,39 @@ namespace {
 // probed must not recurse); initial-exec TLS costs one load, and the agent
 // needs one byte of the static TLS glibc keeps for libraries loaded later.
 [[gnu::tls_model("initial-exec")]] thread_local bool t_in_probe = false;
+
+// Per thread, a JitRunner for each probe the thread has hit: a JitRunner
+// keeps one run's frame and stacks set up (an empty program then costs a
+// few ns instead of JitProgram::run's set-up) and serves one thread at a
+// time. Entries are keyed by the runner's serial number, never reused, so
+// an entry left by a destroyed runner is never found again; they are freed
+// when the thread exits. The hot path reads one initial-exec TLS pointer;
+// the owner with the destructor is touched only on a thread's first hit.
+struct ThreadRunners {
+  struct Entry {
+    uint64_t serial;
+    std::unique_ptr<JitRunner> runner;
+  };
+  std::vector<Entry> entries;
+};
+[[gnu::tls_model("initial-exec")]] thread_local ThreadRunners* t_runners = nullptr;
+
+struct ThreadRunnersOwner {
+  ThreadRunners runners;
+  ThreadRunnersOwner() { t_runners = &runners; }
+  ~ThreadRunnersOwner() { t_runners = nullptr; }
+};
+
+ThreadRunners& thread_runners() {
+  if (t_runners) [[likely]]
+    return *t_runners;
+  thread_local ThreadRunnersOwner owner;
+  return owner.runners;
+}
+
+// Serial numbers of runners, unique in the process (the only process-wide
+// state here: what makes per-thread entries of dead runners unreachable).
+std::atomic<uint64_t> g_next_serial{1};
 
 }  // namespace
 
@@ -27,7 +63,12 @@ Result<std::unique_ptr<ProbeRunner>> ProbeRunner::create(const Prog& prog, const
 }
 
 ProbeRunner::ProbeRunner(const Prog& prog, const ProbeAttachInfo& info, Engine engine)
-    : prog_(&prog), jit_(nullptr), interp_(&prog.interpreter()), info_(info), engine_(engine) {
+    : prog_(&prog),
+      jit_(nullptr),
+      interp_(&prog.interpreter()),
+      info_(info),
+      engine_(engine),
+      serial_(g_next_serial.fetch_add(1, std::memory_order_relaxed)) {
   opts_.checked = false;
   opts_.helper_env = const_cast<Prog*>(&prog);  // helpers take a mutable env; Prog's are const inside
   opts_.attach_cookie = info.cookie;
@@ -48,13 +89,21 @@ void ProbeRunner::run(PtRegs* regs) noexcept {
   try {
     RunInput in = input_;
     in.ctx = regs;
-    Result<uint64_t> r = jit_ ? jit_->run(in, opts_) : interp_->run(in, opts_);
+    Result<uint64_t> r = jit_ ? thread_jit_runner().run(in) : interp_->run(in, opts_);
     if (!r) [[unlikely]]
       record_error(r.error());
   } catch (...) {  // out of memory building an error message: nothing may reach the traced code
     errors_.fetch_add(1, std::memory_order_relaxed);
   }
   t_in_probe = false;
+}
+
+JitRunner& ProbeRunner::thread_jit_runner() {
+  ThreadRunners& t = thread_runners();
+  for (auto& e : t.entries)
+    if (e.serial == serial_) return *e.runner;
+  t.entries.push_back({serial_, std::make_unique<JitRunner>(*jit_, opts_)});
+  return *t.entries.back().runner;
 }
 
 void ProbeRunner::record_error(const Error& e) noexcept {

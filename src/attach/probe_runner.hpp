@@ -65,12 +65,15 @@ class ProbeRunner {
  private:
   ProbeRunner(const Prog& prog, const ProbeAttachInfo& info, Engine engine);
   void record_error(const Error& e) noexcept;
+  // This thread's JitRunner for the program (created on its first hit).
+  JitRunner& thread_jit_runner();
 
   const Prog* prog_;
   const JitProgram* jit_;  // null: the interpreter's fast mode
   const Interpreter* interp_;
   ProbeAttachInfo info_;
   Engine engine_;
+  uint64_t serial_;  // names this runner's per-thread JitRunners
   RunOptions opts_;  // prepared once: unchecked, cookie, func_ip, the Prog's helper environment
   RunInput input_;   // its ctx is set per hit
   std::atomic<bool> enabled_{true};
