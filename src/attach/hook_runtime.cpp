@@ -1,4 +1,5 @@
-// Per-thread state and the entry dispatcher: the hot path of every hit.
+// The hot path of every hit: per-thread state, the entry dispatcher (entry
+// hooks, return address replacement) and the return dispatcher.
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -11,12 +12,17 @@
 namespace ember::attach::detail {
 namespace {
 
-// Thread-local by nature (each thread's own hook state). initial-exec: an
-// fs-relative load on the hot path, and no lazy allocation (which would call
-// malloc, possibly hooked) when the engine lives in a dlopen'ed agent.
-[[gnu::tls_model("initial-exec")]] thread_local ThreadState* tls_state = nullptr;
-[[gnu::tls_model("initial-exec")]] thread_local bool tls_busy = false;
-[[gnu::tls_model("initial-exec")]] thread_local bool tls_exiting = false;
+// Thread-local by nature (each thread's own hook state), in one struct so
+// that a hit reads one cache line. initial-exec: an fs-relative access on
+// the hot path, and no lazy allocation (which would call malloc, possibly
+// hooked) when the engine lives in a dlopen'ed agent. Constant-initialized,
+// so no TLS init wrapper either.
+struct HotTls {
+  ThreadState* state = nullptr;
+  bool busy = false;     // inside a hook: hits are skipped (recursion)
+  bool exiting = false;  // after the thread's destructors began
+};
+[[gnu::tls_model("initial-exec")]] constinit thread_local HotTls tls;
 
 // The registry of every ThreadState ever made: a lock-free list (push only)
 // walked by grace_period().
@@ -26,12 +32,12 @@ std::atomic<ThreadState*> g_registry{nullptr};
 struct Reaper {
   ThreadState* state = nullptr;
   ~Reaper() {
-    tls_exiting = true;
+    tls.exiting = true;
     if (state) {
       state->depth.store(0, std::memory_order_relaxed);
       state->in_use.store(false, std::memory_order_release);
     }
-    tls_state = nullptr;
+    tls.state = nullptr;
   }
 };
 thread_local Reaper tls_reaper;
@@ -51,38 +57,35 @@ ThreadState* claim_state() {
   return s;
 }
 
-}  // namespace
-
-HookStats& stats() {
-  static HookStats s;
-  return s;
-}
-
-ThreadState* current_thread_state() { return tls_state; }
-
-ThreadState* enter_thread() {
-  if (tls_busy || tls_exiting) {
-    if (tls_busy) stats().recursion_skips.fetch_add(1, std::memory_order_relaxed);
+// First hit of the thread, recursion or exit: the rare cases of enter().
+[[gnu::noinline]] ThreadState* enter_slow() {
+  if (tls.busy || tls.exiting) {
+    if (tls.busy) stats().recursion_skips.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  tls_busy = true;  // from here a hooked malloc called below is skipped
-  ThreadState* t = tls_state;
-  if (__builtin_expect(t == nullptr, 0)) {
-    t = claim_state();
-    if (!t) {
-      tls_busy = false;
-      return nullptr;
-    }
-    t->depth.store(0, std::memory_order_relaxed);
-    tls_state = t;
-    tls_reaper.state = t;  // registers the destructor (may malloc: we are busy)
+  tls.busy = true;  // from here a hooked malloc called below is skipped
+  ThreadState* t = claim_state();
+  if (!t) {
+    tls.busy = false;
+    return nullptr;
   }
+  t->depth.store(0, std::memory_order_relaxed);
+  tls.state = t;
+  tls_reaper.state = t;  // registers the destructor (may malloc: we are busy)
   return t;
 }
 
-void leave_thread() { tls_busy = false; }
+// The calling thread's state with `busy` set, or null when its hooks must
+// be skipped; leave() ends it.
+inline ThreadState* enter() {
+  if (__builtin_expect(tls.busy | tls.exiting | (tls.state == nullptr), 0)) return enter_slow();
+  tls.busy = true;
+  return tls.state;
+}
+inline void leave() { tls.busy = false; }
 
-void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, PtRegs* regs) {
+// Runs the hooks of a list with the thread's epoch odd.
+inline void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, PtRegs* regs) {
   uint64_t e = t->epoch.load(std::memory_order_relaxed);
   t->epoch.store(e + 1, std::memory_order_relaxed);
   // The odd epoch must be visible before the list is loaded; no fence here:
@@ -94,20 +97,68 @@ void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, PtRegs*
   t->epoch.store(e + 2, std::memory_order_release);
 }
 
+// Replaces the return address at regs->rsp with a return trampoline and
+// pushes the original on the thread's shadow stack (see return_hooks.cpp for
+// longjmp and exceptions).
+inline void push_return(ThreadState* t, Site* site, PtRegs* regs) {
+  const bool abi = site->call_abi.load(std::memory_order_relaxed);
+  const uint64_t tramp = g_return_trampolines[abi ? 1 : 0].load(std::memory_order_relaxed);
+  auto* slot = reinterpret_cast<uint64_t*>(regs->rsp);
+  uint32_t d = t->depth.load(std::memory_order_relaxed);
+  while (d > 0 && t->shadow[d - 1].slot <= regs->rsp &&
+         !is_return_trampoline(*reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot)))
+    --d;  // left behind by longjmp
+  if (__builtin_expect(d == ThreadState::kShadowDepth, 0)) {
+    ++t->overflows;
+    stats().shadow_overflows.fetch_add(1, std::memory_order_relaxed);
+    t->depth.store(d, std::memory_order_relaxed);
+    return;
+  }
+  t->shadow[d] = ShadowEntry{*slot, regs->rsp, site};
+  t->depth.store(d + 1, std::memory_order_relaxed);
+  *slot = tramp;
+}
+
+}  // namespace
+
+HookStats& stats() {
+  static HookStats s;
+  return s;
+}
+
+ThreadState* current_thread_state() { return tls.state; }
+
 extern "C" void ember_hook_dispatch_entry(void* site_ptr, void* regs_ptr) {
   auto* site = static_cast<Site*>(site_ptr);
   auto* regs = static_cast<PtRegs*>(regs_ptr);
-  ThreadState* t = enter_thread();
+  ThreadState* t = enter();
   if (!t) return;
   run_hooks(t, site->entry, regs);
   if (site->ret.load(std::memory_order_acquire)) push_return(t, site, regs);
-  leave_thread();
+  leave();
+}
+
+extern "C" uint64_t ember_hook_dispatch_return(void* regs_ptr) {
+  auto* regs = static_cast<PtRegs*>(regs_ptr);
+  ThreadState* t = tls.state;
+  const uint64_t slot = regs->rsp - 8;
+  int i = t ? static_cast<int>(t->depth.load(std::memory_order_relaxed)) - 1 : -1;
+  while (i >= 0 && t->shadow[i].slot != slot) --i;
+  if (i < 0) lost_return(slot);
+  const ShadowEntry e = t->shadow[i];
+  t->depth.store(static_cast<uint32_t>(i), std::memory_order_relaxed);
+  regs->rip = e.ret;
+  if (ThreadState* self = enter()) {
+    run_hooks(self, e.site->ret, regs);
+    leave();
+  }
+  return e.ret;
 }
 
 void grace_period() {
   auto patcher = TextPatcher::instance();
   if (patcher) (*patcher)->barrier_all_threads();
-  ThreadState* self = tls_state;
+  ThreadState* self = tls.state;
   for (ThreadState* s = g_registry.load(std::memory_order_acquire); s; s = s->next) {
     if (s == self) continue;  // detach from inside a hook must not wait for itself
     uint64_t e = s->epoch.load(std::memory_order_acquire);

@@ -79,24 +79,30 @@ struct ThreadState {
   ShadowEntry shadow[kShadowDepth];
 };
 
-// The calling thread's state, created on first use; null while the thread
-// is already inside a hook (recursion) or exiting.
-ThreadState* enter_thread();
-void leave_thread();
+// The calling thread's state (null before its first hit and while exiting).
 ThreadState* current_thread_state();
 
 // Runs the entry hooks of `site` and, if it has return hooks, replaces the
 // return address at regs->rsp. Called by trampolines and the SIGTRAP handler.
 extern "C" void ember_hook_dispatch_entry(void* site, void* regs);
-// Runs the hooks of a list with the thread's epoch odd.
-void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, PtRegs* regs);
+// Called by the return trampolines: runs the return hooks of the frame that
+// returned and gives the original return address.
+extern "C" uint64_t ember_hook_dispatch_return(void* regs);
 
 // Waits until no thread still runs hooks from a list it loaded before this
 // call (epoch scheme: every thread's epoch is even or has moved on).
 void grace_period();
 
-// Return hooks (return_hooks.cpp).
-void push_return(ThreadState* t, Site* site, PtRegs* regs);
+// Return hooks (return_hooks.cpp). The return trampolines, set once by
+// make_return_trampolines(): [0] preserves everything (LiveRegs::All), [1]
+// the SysV return set (LiveRegs::CallReturn) for sites with call_abi.
+extern std::atomic<uint64_t> g_return_trampolines[2];
+inline bool is_return_trampoline(uint64_t addr) {
+  return addr == g_return_trampolines[0].load(std::memory_order_relaxed) ||
+         addr == g_return_trampolines[1].load(std::memory_order_relaxed);
+}
+// A return trampoline reached with no shadow entry: cannot go on.
+[[noreturn]] void lost_return(uint64_t slot);
 // Makes the two return trampolines (LiveRegs::All and CallReturn) once.
 Status make_return_trampolines();
 // Keeps the C++ unwinder from ever seeing the return trampoline (hooks on

@@ -1,6 +1,8 @@
 // Return hooks (uretprobes): the entry dispatcher replaces the return address
-// with the return trampoline and remembers the original on a per-thread
+// with a return trampoline and remembers the original on a per-thread
 // shadow stack; the return trampoline runs the return hooks and goes back.
+// This file makes the trampolines and guards unwinding; the per-hit code
+// (push_return, ember_hook_dispatch_return) is in hook_runtime.cpp.
 //
 // longjmp/siglongjmp: frames skipped leave entries behind. An entry is
 // matched on return by its stack slot (the topmost entry whose slot is where
@@ -34,17 +36,8 @@
 #include "attach/trampoline.hpp"
 
 namespace ember::attach::detail {
-namespace {
 
-// Set once when the return trampolines are made; read on every push.
-// [0]: everything preserved (LiveRegs::All); [1]: the SysV return set
-// (LiveRegs::CallReturn), for sites attached with function_entry.
-std::atomic<uint64_t> g_ret_tramp[2] = {};
-
-bool is_return_trampoline(uint64_t addr) {
-  return addr == g_ret_tramp[0].load(std::memory_order_relaxed) ||
-         addr == g_ret_tramp[1].load(std::memory_order_relaxed);
-}
+std::atomic<uint64_t> g_return_trampolines[2] = {};
 
 [[noreturn]] void lost_return(uint64_t slot) {
   char msg[160];
@@ -56,6 +49,8 @@ bool is_return_trampoline(uint64_t addr) {
   if (n > 0) (void)!::write(2, msg, static_cast<size_t>(n));
   abort();
 }
+
+namespace {
 
 void unwind_fixup(void*, PtRegs*) {
   ThreadState* t = current_thread_state();
@@ -72,42 +67,6 @@ int g_guard_ids[2] = {-1, -1};
 
 }  // namespace
 
-extern "C" uint64_t ember_hook_dispatch_return(void* regs_ptr) {
-  auto* regs = static_cast<PtRegs*>(regs_ptr);
-  ThreadState* t = current_thread_state();
-  const uint64_t slot = regs->rsp - 8;
-  int i = t ? static_cast<int>(t->depth.load(std::memory_order_relaxed)) - 1 : -1;
-  while (i >= 0 && t->shadow[i].slot != slot) --i;
-  if (i < 0) lost_return(slot);
-  const ShadowEntry e = t->shadow[i];
-  t->depth.store(static_cast<uint32_t>(i), std::memory_order_relaxed);
-  regs->rip = e.ret;
-  if (ThreadState* self = enter_thread()) {
-    run_hooks(self, e.site->ret, regs);
-    leave_thread();
-  }
-  return e.ret;
-}
-
-void push_return(ThreadState* t, Site* site, PtRegs* regs) {
-  const bool abi = site->call_abi.load(std::memory_order_relaxed);
-  const uint64_t tramp = g_ret_tramp[abi ? 1 : 0].load(std::memory_order_relaxed);
-  auto* slot = reinterpret_cast<uint64_t*>(regs->rsp);
-  uint32_t d = t->depth.load(std::memory_order_relaxed);
-  while (d > 0 && t->shadow[d - 1].slot <= regs->rsp &&
-         !is_return_trampoline(*reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot)))
-    --d;  // left behind by longjmp
-  if (d == ThreadState::kShadowDepth) {
-    ++t->overflows;
-    stats().shadow_overflows.fetch_add(1, std::memory_order_relaxed);
-    t->depth.store(d, std::memory_order_relaxed);
-    return;
-  }
-  t->shadow[d] = ShadowEntry{*slot, regs->rsp, site};
-  t->depth.store(d + 1, std::memory_order_relaxed);
-  *slot = tramp;
-}
-
 Status make_return_trampolines() {
   static Status made = []() -> Status {
     auto patcher = TextPatcher::instance();
@@ -118,7 +77,7 @@ Status make_return_trampolines() {
       auto at = CodeArena::instance().alloc(0, code.size());
       if (!at) return at.error();
       if (auto st = (*patcher)->write(*at, code.data(), code.size()); !st) return st;
-      g_ret_tramp[i].store(*at, std::memory_order_relaxed);
+      g_return_trampolines[i].store(*at, std::memory_order_relaxed);
     }
     return ok_status();
   }();
