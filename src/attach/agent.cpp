@@ -1,5 +1,7 @@
 #include "attach/agent.hpp"
 
+#include <cctype>
+
 #include "attach/symbols.hpp"
 
 namespace ember::attach {
@@ -93,6 +95,13 @@ void Agent::attach_one(const BoundProbe& b, uint64_t file_offset, uint64_t cooki
   // reaches the probe only once it can run.
   if (semaphore) __atomic_fetch_add(semaphore, 1, __ATOMIC_SEQ_CST);
   HookOptions opts;
+  // A probe on a symbol's first byte is a function's entry, where the SysV
+  // ABI says which registers carry values: the trampolines then save only
+  // those (cheaper hits). Offsets, bare addresses and USDT sites can be any
+  // instruction: every register is kept there.
+  const std::string& sym = b.spec.symbol;
+  opts.function_entry = !b.spec.usdt && b.spec.offset == 0 && !sym.empty() &&
+                        !std::isdigit(static_cast<unsigned char>(sym[0]));
   auto id = engine_->attach(*addr, b.spec.kind, &ProbeRunner::hook, runner->get(), opts);
   if (!id) {
     if (semaphore) __atomic_fetch_sub(semaphore, 1, __ATOMIC_SEQ_CST);
