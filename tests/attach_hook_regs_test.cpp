@@ -173,6 +173,7 @@ constexpr uint64_t kClobber = 0xA5A5A5A5A5A5A5A5ull;
 // CF PF AF ZF SF OF, and DF (0x400) where the site allows it, plus bit 1.
 constexpr uint64_t kArithFlags = 0x8D5;
 constexpr uint64_t kDf = 0x400;
+constexpr uint64_t kOf = 0x800;
 
 struct HookSeen {
   int hits = 0;
@@ -255,15 +256,20 @@ TEST(AttachHookRegs, AnOffsetIntoAFunctionGetsEveryRegisterBack) {
   auto id = eng->attach(reinterpret_cast<uintptr_t>(&hk_regs_mid_site), HookKind::Entry, clobber_all, &seen);
   ASSERT_TRUE(id) << id.error().message;
   ASSERT_EQ(eng->method(*id), HookMethod::Inline);
-  for (bool clean : {false, true}) {
-    SCOPED_TRACE(clean ? "upper halves zero" : "upper halves set");
-    fill_inputs(kArithFlags | kDf, clean);
-    hk_regs_mid();
-    expect_gprs(kAllGprs);
-    EXPECT_EQ(hk_out.gpr[kFlags] & (kArithFlags | kDf), kArithFlags | kDf);
-    expect_ymms(16);
+  // DF set takes the popfq path; the others the sahf one (OF separately).
+  const uint64_t flag_sets[] = {kArithFlags | kDf, kArithFlags, 0, kOf, 0x1, kArithFlags & ~kOf};
+  for (uint64_t flags : flag_sets) {
+    for (bool clean : {false, true}) {
+      SCOPED_TRACE(testing::Message() << (clean ? "upper halves zero" : "upper halves set") << ", flags 0x"
+                                      << std::hex << flags);
+      fill_inputs(flags, clean);
+      hk_regs_mid();
+      expect_gprs(kAllGprs);
+      EXPECT_EQ(hk_out.gpr[kFlags] & (kArithFlags | kDf), flags);
+      expect_ymms(16);
+    }
   }
-  EXPECT_EQ(seen.hits, 2);
+  EXPECT_EQ(seen.hits, 12);
   EXPECT_FALSE(seen.df_set) << "the hook ran with DF set";
 }
 
@@ -322,15 +328,18 @@ TEST(AttachHookRegs, ReturnHooksWithoutFunctionEntryGiveEveryRegisterBack) {
   HookSeen seen;
   auto id = eng->attach(reinterpret_cast<uintptr_t>(&hk_regs_ret), HookKind::Return, clobber_all, &seen);
   ASSERT_TRUE(id) << id.error().message;
-  for (bool clean : {false, true}) {
-    SCOPED_TRACE(clean ? "upper halves zero" : "upper halves set");
-    fill_inputs(kArithFlags, clean);
-    hk_regs_ret_drive();
-    expect_gprs(kAllGprs);
-    EXPECT_EQ(hk_out.gpr[kFlags] & kArithFlags, kArithFlags);
-    expect_ymms(16);
+  for (uint64_t flags : {kArithFlags, kOf, uint64_t{0}}) {
+    for (bool clean : {false, true}) {
+      SCOPED_TRACE(testing::Message() << (clean ? "upper halves zero" : "upper halves set") << ", flags 0x"
+                                      << std::hex << flags);
+      fill_inputs(flags, clean);
+      hk_regs_ret_drive();
+      expect_gprs(kAllGprs);
+      EXPECT_EQ(hk_out.gpr[kFlags] & kArithFlags, flags);
+      expect_ymms(16);
+    }
   }
-  EXPECT_EQ(seen.hits, 2);
+  EXPECT_EQ(seen.hits, 6);
 }
 
 TEST(AttachHookRegs, AHookWithoutFunctionEntryWidensASharedSite) {
