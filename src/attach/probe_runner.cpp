@@ -1,5 +1,6 @@
 #include "attach/probe_runner.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
@@ -15,23 +16,37 @@ namespace {
 // Per thread, a JitRunner for each probe the thread has hit: a JitRunner
 // keeps one run's frame and stacks set up (an empty program then costs a
 // few ns instead of JitProgram::run's set-up) and serves one thread at a
-// time. Entries are keyed by the runner's serial number, never reused, so
-// an entry left by a destroyed runner is never found again; they are freed
-// when the thread exits. The hot path reads one initial-exec TLS pointer;
-// the owner with the destructor is touched only on a thread's first hit.
+// time. A hit looks in a small direct-mapped cache (initial-exec TLS, no
+// constructor: one load and a compare) keyed by the runner's serial number,
+// never reused, so a slot left by a destroyed runner never matches; on a
+// miss the thread's list is searched, dropping the entries of runners that
+// are gone (each entry shares its runner's `alive` flag), and the runner is
+// created on the thread's first hit. The list is freed when the thread
+// exits.
 struct ThreadRunners {
   struct Entry {
     uint64_t serial;
+    std::shared_ptr<const std::atomic<bool>> alive;
     std::unique_ptr<JitRunner> runner;
   };
   std::vector<Entry> entries;
 };
 [[gnu::tls_model("initial-exec")]] thread_local ThreadRunners* t_runners = nullptr;
 
+constexpr size_t kCacheSlots = 16;
+struct CacheSlot {
+  uint64_t serial;
+  JitRunner* runner;
+};
+[[gnu::tls_model("initial-exec")]] thread_local CacheSlot t_cache[kCacheSlots] = {};
+
 struct ThreadRunnersOwner {
   ThreadRunners runners;
   ThreadRunnersOwner() { t_runners = &runners; }
-  ~ThreadRunnersOwner() { t_runners = nullptr; }
+  ~ThreadRunnersOwner() {
+    t_runners = nullptr;
+    for (CacheSlot& c : t_cache) c = {};
+  }
 };
 
 ThreadRunners& thread_runners() {
@@ -99,12 +114,28 @@ void ProbeRunner::run(PtRegs* regs) noexcept {
 }
 
 JitRunner& ProbeRunner::thread_jit_runner() {
+  CacheSlot& slot = t_cache[serial_ % kCacheSlots];
+  if (slot.serial == serial_) [[likely]]
+    return *slot.runner;
   ThreadRunners& t = thread_runners();
+  std::erase_if(t.entries,
+                [](const ThreadRunners::Entry& e) { return !e.alive->load(std::memory_order_acquire); });
+  for (CacheSlot& c : t_cache)  // slots may name runners just dropped
+    if (c.serial && std::none_of(t.entries.begin(), t.entries.end(),
+                                 [&](const ThreadRunners::Entry& e) { return e.serial == c.serial; }))
+      c = {};
+  JitRunner* found = nullptr;
   for (auto& e : t.entries)
-    if (e.serial == serial_) return *e.runner;
-  t.entries.push_back({serial_, std::make_unique<JitRunner>(*jit_, opts_)});
-  return *t.entries.back().runner;
+    if (e.serial == serial_) found = e.runner.get();
+  if (!found) {
+    t.entries.push_back({serial_, alive_, std::make_unique<JitRunner>(*jit_, opts_)});
+    found = t.entries.back().runner.get();
+  }
+  slot = {serial_, found};
+  return *found;
 }
+
+ProbeRunner::~ProbeRunner() { alive_->store(false, std::memory_order_release); }
 
 void ProbeRunner::record_error(const Error& e) noexcept {
   errors_.fetch_add(1, std::memory_order_relaxed);

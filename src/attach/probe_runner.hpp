@@ -39,6 +39,10 @@ class ProbeRunner {
   static Result<std::unique_ptr<ProbeRunner>> create(const Prog& prog, const ProbeAttachInfo& info,
                                                      Engine engine = Engine::Jit);
 
+  ~ProbeRunner();
+  ProbeRunner(const ProbeRunner&) = delete;
+  ProbeRunner& operator=(const ProbeRunner&) = delete;
+
   // A HookFn: `self` is the runner.
   static void hook(void* self, PtRegs* regs) noexcept { static_cast<ProbeRunner*>(self)->run(regs); }
 
@@ -74,6 +78,9 @@ class ProbeRunner {
   ProbeAttachInfo info_;
   Engine engine_;
   uint64_t serial_;  // names this runner's per-thread JitRunners
+  // Cleared when the runner is destroyed: threads then drop their
+  // JitRunners of it.
+  std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
   RunOptions opts_;  // prepared once: unchecked, cookie, func_ip, the Prog's helper environment
   RunInput input_;   // its ctx is set per hit
   std::atomic<bool> enabled_{true};
