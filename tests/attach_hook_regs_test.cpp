@@ -393,3 +393,35 @@ TEST(AttachHookRegs, AReturnHookWithoutFunctionEntryWidensASharedSite) {
   EXPECT_EQ(a.hits, 2);
   EXPECT_EQ(b.hits, 1);
 }
+
+TEST(AttachHookRegs, ReattachingPicksTheSaveTheNewHookNeeds) {
+  if (!have_avx()) GTEST_SKIP() << "the assembly uses ymm registers (no AVX here)";
+  auto eng = engine();
+  ASSERT_TRUE(eng);
+  HookSeen seen;
+  HookOptions entry;
+  entry.function_entry = true;
+  const auto site = reinterpret_cast<uintptr_t>(&hk_regs_entry);
+  // Both orders, twice: each attach finds the site unpatched with both
+  // kinds of trampoline possibly left from before.
+  for (int round = 0; round < 2; ++round) {
+    for (bool abi : {true, false, true}) {
+      SCOPED_TRACE(testing::Message() << "round " << round << (abi ? ", function_entry" : ", full save"));
+      auto id = eng->attach(site, HookKind::Entry, clobber_all, &seen, abi ? entry : HookOptions{});
+      ASSERT_TRUE(id) << id.error().message;
+      fill_inputs(kArithFlags, false);
+      hk_regs_call();
+      if (abi) {
+        expect_gprs({kRdi, kRsi, kRdx, kRcx, kR8, kR9, kRax, kR10});
+        expect_ymms(8);
+        EXPECT_TRUE(xmm_clobbered(15));
+      } else {
+        expect_gprs(kAllGprs);
+        EXPECT_EQ(hk_out.gpr[kFlags] & kArithFlags, kArithFlags);
+        expect_ymms(16);
+      }
+      EXPECT_TRUE(eng->detach(*id));
+    }
+  }
+  EXPECT_EQ(seen.hits, 6);
+}

@@ -73,50 +73,58 @@ constexpr size_t kMaxRelocated = 256;  // a window of <= 5 instructions, each <=
 
 LiveRegs entry_live(bool abi) { return abi ? LiveRegs::CallEntry : LiveRegs::All; }
 
-// Makes the site's entry trampoline, preserving what site->call_abi asks
-// (an existing trampoline is reused when it preserves at least that); error
-// when the site cannot be patched inline (the caller falls back to int3).
-// Must be called while the site's code is original (unpatched).
+// Makes (or finds) the site's entry trampoline for what site->call_abi asks
+// and makes it the one in use; error when the site cannot be patched inline
+// (the caller falls back to int3). Must be called while the site's code is
+// original (unpatched): the window is relocated from it.
 Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
   const bool abi = site->call_abi.load(std::memory_order_relaxed);
-  if (site->trampoline && (!site->trampoline_abi || abi)) return ok_status();
-  const size_t prologue = entry_prologue_size(entry_live(abi));
-  auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
-  if (!at) return at.error();
-  auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
-  if (!rel) return rel.error();
-  if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
-  std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
-                                                    rel->code, site->addr + rel->window, entry_live(abi));
-  assert(code.size() <= prologue + kMaxRelocated);
-  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
-  site->window = rel->window;
-  site->instructions = rel->instructions;
-  site->trampoline = *at;
+  uintptr_t& kept = abi ? site->abi_trampoline : site->full_trampoline;
+  if (!kept) {
+    const size_t prologue = entry_prologue_size(entry_live(abi));
+    auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+    if (!at) return at.error();
+    auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
+    if (!rel) return rel.error();
+    if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
+    std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
+                                                      rel->code, site->addr + rel->window, entry_live(abi));
+    assert(code.size() <= prologue + kMaxRelocated);
+    if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+    site->window = rel->window;
+    site->instructions = rel->instructions;
+    kept = *at;
+  }
+  site->trampoline = kept;
   site->trampoline_abi = abi;
   return ok_status();
 }
 
 // A site patched with a CallEntry trampoline gets a hook that needs every
-// register preserved: a new full-save trampoline whose tail jumps to the
-// relocated instructions of the old one (which, like every trampoline, stays
-// for the process lifetime), then the site's jmp is re-pointed. The site
-// holds one jmp instruction, so the int3 protocol of poke() covers it.
+// register preserved: its full-save trampoline if it has one, else a new
+// one whose tail jumps to the relocated instructions of the CallEntry one
+// (which, like every trampoline, stays for the process lifetime); then the
+// site's jmp is re-pointed. The site holds one jmp instruction, so the int3
+// protocol of poke() covers it.
 Status upgrade_to_full_save(Site* site, TextPatcher& patcher) {
-  const uintptr_t old = site->trampoline;
-  const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry);
-  const size_t prologue = entry_prologue_size(LiveRegs::All);
-  auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
-  if (!at) return at.error();
-  std::vector<uint8_t> tail;
-  emit_abs_jmp(tail, old + old_prologue);
-  std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
-                                                    site->addr + site->window, LiveRegs::All);
-  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
-  site->trampoline = *at;  // where the temporary int3 sends threads from now on
+  if (!site->full_trampoline) {
+    const uintptr_t old = site->abi_trampoline;
+    const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry);
+    const size_t prologue = entry_prologue_size(LiveRegs::All);
+    auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+    if (!at) return at.error();
+    std::vector<uint8_t> tail;
+    emit_abs_jmp(tail, old + old_prologue);
+    std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
+                                                      site->addr + site->window, LiveRegs::All);
+    if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+    site->full_trampoline = *at;
+  }
+  const uintptr_t to = site->full_trampoline;
+  site->trampoline = to;  // where the temporary int3 sends threads from now on
   site->trampoline_abi = false;
   uint8_t jmp[kJmpSize] = {0xE9};
-  int32_t rel = static_cast<int32_t>(*at - (site->addr + kJmpSize));
+  int32_t rel = static_cast<int32_t>(to - (site->addr + kJmpSize));
   std::memcpy(jmp + 1, &rel, 4);
   return patcher.poke(site->addr, jmp, kJmpSize);
 }
@@ -170,8 +178,8 @@ Status patch_site(Site* site, bool force_int3) {
   if (readable < kJmpSize)
     return fail("address ", hex(site->addr), " is too close to the end of its mapping");
   std::memcpy(site->original, reinterpret_cast<const void*>(site->addr), kJmpSize);
-  const bool inline_ok = !force_int3 && (*patcher)->can_serialize() &&
-                         (site->trampoline || make_trampoline(site, readable, **patcher).ok());
+  const bool inline_ok =
+      !force_int3 && (*patcher)->can_serialize() && make_trampoline(site, readable, **patcher).ok();
   if (inline_ok && write_jmp(site, **patcher)) {
     site->method = HookMethod::Inline;
   } else {

@@ -36,11 +36,15 @@ struct Site {
   // (HookOptions): trampolines may preserve only the ABI's live registers.
   // Cleared (never set again while patched) by an attach without it.
   std::atomic<bool> call_abi{false};
-  uintptr_t trampoline = 0;     // entry trampoline (inline method), 0 until needed
+  uintptr_t trampoline = 0;     // the entry trampoline in use (inline method), 0 until needed
   bool trampoline_abi = false;  // it preserves only LiveRegs::CallEntry
-  uintptr_t stub = 0;           // out-of-line copy of the first instruction + jmp back (int3 method)
-  size_t window = 0;            // bytes the inline jmp replaces
-  size_t instructions = 0;      // instructions in the window
+  // Every trampoline made for the site is kept (threads may be inside);
+  // these are reused on re-attach, so a site has at most one of each.
+  uintptr_t full_trampoline = 0;  // LiveRegs::All
+  uintptr_t abi_trampoline = 0;   // LiveRegs::CallEntry
+  uintptr_t stub = 0;             // out-of-line copy of the first instruction + jmp back (int3 method)
+  size_t window = 0;              // bytes the inline jmp replaces
+  size_t instructions = 0;        // instructions in the window
   uint8_t original[16] = {};
   bool patched = false;
   HookMethod method = HookMethod::Inline;
