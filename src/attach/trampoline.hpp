@@ -40,7 +40,7 @@ size_t entry_prologue_size(LiveRegs live);
 // The entry trampoline placed at `at`: PtRegs with rip = site_addr and rsp =
 // the stack pointer at the site, dispatcher(site, regs), registers restored,
 // then `relocated` (which must have been relocated for at +
-// entry_prologue_size()) and a jump to `resume`.
+// entry_prologue_size(live)) and a jump to `resume`.
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
                                            uintptr_t resume, LiveRegs live);
