@@ -100,8 +100,8 @@ void Agent::attach_one(const BoundProbe& b, uint64_t file_offset, uint64_t cooki
   // those (cheaper hits). Offsets, bare addresses and USDT sites can be any
   // instruction: every register is kept there.
   const std::string& sym = b.spec.symbol;
-  opts.function_entry = !b.spec.usdt && b.spec.offset == 0 && !sym.empty() &&
-                        !std::isdigit(static_cast<unsigned char>(sym[0]));
+  opts.function_entry =
+      !b.spec.usdt && b.spec.offset == 0 && !sym.empty() && !std::isdigit(static_cast<unsigned char>(sym[0]));
   auto id = engine_->attach(*addr, b.spec.kind, &ProbeRunner::hook, runner->get(), opts);
   if (!id) {
     if (semaphore) __atomic_fetch_sub(semaphore, 1, __ATOMIC_SEQ_CST);

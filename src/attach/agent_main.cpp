@@ -180,25 +180,35 @@ void on_fork_parent() { g_process->mu.unlock(); }
 
 // Removes the agent from what children inherit: its LD_PRELOAD entry and
 // $EMBER_AGENT_CONFIG (spawn mode; the constructor runs before any thread).
+// Edits `environ` itself rather than calling unsetenv/setenv: a program
+// may define its own (bash does, keeping its variables in its own table),
+// and then those calls never reach the array its children inherit. The
+// array is compacted in place (main's envp is the same array); a shortened
+// LD_PRELOAD gets a new string that lives as long as the process.
 void scrub_environment() {
-  unsetenv(kAgentConfigEnv);
-  const char* pre = getenv("LD_PRELOAD");
-  if (!pre) return;
-  std::string kept, item;
-  std::string all = pre;
-  for (size_t i = 0; i <= all.size(); ++i) {
-    if (i < all.size() && all[i] != ':' && all[i] != ' ') {
-      item += all[i];
-      continue;
+  const std::string config_prefix = std::string(kAgentConfigEnv) + "=";
+  size_t w = 0;
+  for (size_t r = 0; environ[r]; ++r) {
+    char* var = environ[r];
+    if (std::strncmp(var, config_prefix.c_str(), config_prefix.size()) == 0) continue;
+    if (std::strncmp(var, "LD_PRELOAD=", 11) == 0) {
+      std::string kept, item, all = var + 11;
+      for (size_t i = 0; i <= all.size(); ++i) {
+        if (i < all.size() && all[i] != ':' && all[i] != ' ') {
+          item += all[i];
+          continue;
+        }
+        if (!item.empty() && item.find("libember_agent") == std::string::npos)
+          kept += (kept.empty() ? "" : ":") + item;
+        item.clear();
+      }
+      if (kept.empty()) continue;
+      if (kept != all) var = strdup(("LD_PRELOAD=" + kept).c_str());
+      if (!var) continue;
     }
-    if (!item.empty() && item.find("libember_agent") == std::string::npos)
-      kept += (kept.empty() ? "" : ":") + item;
-    item.clear();
+    environ[w++] = var;
   }
-  if (kept.empty())
-    unsetenv("LD_PRELOAD");
-  else
-    setenv("LD_PRELOAD", kept.c_str(), 1);
+  environ[w] = nullptr;
 }
 
 void run_session(const std::string& config_path) {

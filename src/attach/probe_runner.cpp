@@ -40,10 +40,16 @@ struct CacheSlot {
 };
 [[gnu::tls_model("initial-exec")]] thread_local CacheSlot t_cache[kCacheSlots] = {};
 
+// Set once the thread's list is being destroyed (thread exit, or exit() on
+// the main thread): freeing its JitRunners calls free(), which may itself be
+// probed, and that hit must not recreate the list: it is counted as missed.
+[[gnu::tls_model("initial-exec")]] thread_local bool t_runners_gone = false;
+
 struct ThreadRunnersOwner {
   ThreadRunners runners;
   ThreadRunnersOwner() { t_runners = &runners; }
   ~ThreadRunnersOwner() {
+    t_runners_gone = true;
     t_runners = nullptr;
     for (CacheSlot& c : t_cache) c = {};
   }
@@ -95,7 +101,7 @@ ProbeRunner::ProbeRunner(const Prog& prog, const ProbeAttachInfo& info, Engine e
 void ProbeRunner::run(PtRegs* regs) noexcept {
   if (!enabled_.load(std::memory_order_relaxed)) [[unlikely]]
     return;
-  if (t_in_probe) [[unlikely]] {
+  if (t_in_probe || (jit_ && t_runners_gone)) [[unlikely]] {
     missed_.fetch_add(1, std::memory_order_relaxed);
     return;
   }

@@ -78,6 +78,15 @@ Result<TextPatcher*> TextPatcher::instance() {
 }
 
 Status TextPatcher::write(uintptr_t addr, const void* bytes, size_t n) {
+  if (pid_t self = getpid(); self != pid_) {
+    // A forked child (the agent restores its copy of the text there): the
+    // inherited fd is the parent's memory.
+    int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail("cannot open /proc/self/mem for writing: ", strerror(errno));
+    close(fd_);
+    fd_ = fd;
+    pid_ = self;
+  }
   const auto* p = static_cast<const uint8_t*>(bytes);
   while (n > 0) {
     ssize_t w = pwrite(fd_, p, n, static_cast<off_t>(addr));

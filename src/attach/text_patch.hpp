@@ -5,6 +5,8 @@
 // half-written instruction.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,8 +39,11 @@ class TextPatcher {
 
  private:
   TextPatcher(int fd, int sync_cmd, int barrier_cmd)
-      : fd_(fd), sync_cmd_(sync_cmd), barrier_cmd_(barrier_cmd) {}
+      : fd_(fd), pid_(getpid()), sync_cmd_(sync_cmd), barrier_cmd_(barrier_cmd) {}
+  // The process whose /proc/self/mem fd_ is: a forked child inherits the
+  // fd, which still writes into the parent, so write() reopens it first.
   int fd_;
+  pid_t pid_;
   int sync_cmd_;     // MEMBARRIER_CMD_PRIVATE_EXPEDITED[_SYNC_CORE], 0: none
   int barrier_cmd_;  // MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0: none
 };
