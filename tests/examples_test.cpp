@@ -254,12 +254,10 @@ TEST_F(BashReadline, PrintsEachLineTypedIntoBash) {
   EXPECT_NE(out.find("ember first line\r\n"), std::string::npos) << "bash ran the line: " << out;
 }
 
-// Disabled until the fork bug is fixed: a command that makes bash fork
-// (any external program) takes the probe out of bash itself, because the
-// forked child's detach writes the original bytes back through the
-// /proc/self/mem descriptor it inherited, which still addresses the
-// parent's memory (src/attach/text_patch.cpp, TextPatcher::instance).
-TEST_F(BashReadline, DISABLED_KeepsPrintingAfterACommandThatForks) {
+// A command that makes bash fork (any external program) must not take the
+// probe out of bash itself: the forked child restores its copy of the text
+// through its own /proc/self/mem, not the descriptor it inherited.
+TEST_F(BashReadline, KeepsPrintingAfterACommandThatForks) {
   uint32_t pid = 0;
   std::string out;
   auto ev = type_into_bash("/bin/true\necho after\nexit\n", &pid, &out);
@@ -284,13 +282,6 @@ TEST_F(Examples, UsdtCountsAndTheSemaphore) {
   Outcome r = trace({kOut + "/usdt_count.bpf.o", "--hist", "sizes", "-e",
                      "usdt:" + app + ":usdt_app:request=on_request", "-e",
                      "usdt:" + app + ":usdt_app:done=on_done", "--", app});
-  if (r.status == 1 && r.err.find("[pointer-leak]") != std::string::npos &&
-      r.err.find("usdt.bpf.h") != std::string::npos)
-    GTEST_SKIP()
-        << "Ember's verifier rejects libbpf's usdt.bpf.h (bpf_probe_read_kernel of ctx + reg_off is a "
-           "pointer leak to it; the kernel allows it to kprobe programs, which only CAP_PERFMON can "
-           "load): "
-        << r.err;
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   EXPECT_NE(r.err.find("2 probes attached"), std::string::npos) << r.err;
   EXPECT_NE(

@@ -82,6 +82,20 @@ bool has_callback(const HelperProto& p) {
 
 bool is_size(ArgType t) { return t == ArgType::ConstSize || t == ArgType::ConstSizeOrZero; }
 
+// bpf_probe_read, _str, _user, _kernel, _user_str, _kernel_str: their third
+// argument is the address they read from.
+bool is_probe_read_source(int32_t helper_id) {
+  switch (helper_id) {
+    case 4:
+    case 45:
+    case 112:
+    case 113:
+    case 114:
+    case 115: return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 // One argument of a helper call.
@@ -111,6 +125,10 @@ static Step check_arg(Analyzer& a, State& s, const HelperDef& h, int arg, const 
   switch (t) {
     case ArgType::None: return std::nullopt;
     case ArgType::Anything:
+      // The address a probe_read helper reads from is used, never shown:
+      // libbpf's usdt.bpf.h reads registers with
+      // bpf_probe_read_kernel(&val, 8, ctx + reg_off). Not a leak.
+      if (arg == 2 && is_probe_read_source(h.id)) return std::nullopt;
       if (is_pointer(v.kind) && !a.rules().may_leak_pointers)
         return fail_with(VerifyReason::PointerLeak, what + " takes a number; passing a pointer would leak it",
                          r);
