@@ -52,6 +52,14 @@ std::vector<char*> argv_of(std::vector<std::string>& args) {
 class Examples : public ::testing::Test {
  protected:
   void SetUp() override {
+#ifdef EMBER_SANITIZED
+    // The sanitizer build's agent carries ASan's runtime, which must be the
+    // first library of a process and replaces its malloc: it cannot be
+    // preloaded or injected into the traced commands. These tests run in
+    // the release build.
+    GTEST_SKIP() << "sanitizer build: its agent (with ASan's runtime) cannot be loaded into the traced "
+                    "commands; ember trace is tested end to end in the release build";
+#endif
     dir_ = ::testing::TempDir() + "ember-examples-" + std::to_string(getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::create_directories(dir_);
@@ -216,6 +224,7 @@ class BashReadline : public Examples {
  protected:
   void SetUp() override {
     Examples::SetUp();
+    if (IsSkipped()) return;
     if (!std::filesystem::exists("/bin/bash")) GTEST_SKIP() << "no /bin/bash";
     auto sym = attach::symbol_file_offset("/bin/bash", "readline");
     if (!sym) GTEST_SKIP() << "/bin/bash has no readline symbol to probe: " << sym.error().message;

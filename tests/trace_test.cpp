@@ -210,6 +210,14 @@ std::string read_all(const std::string& path) {
 class TraceE2E : public ::testing::Test {
  protected:
   void SetUp() override {
+#ifdef EMBER_SANITIZED
+    // The sanitizer build's agent carries ASan's runtime, which must be the
+    // first library of a process and replaces its malloc: it cannot be
+    // preloaded or injected into the traced commands. These tests run in
+    // the release build.
+    GTEST_SKIP() << "sanitizer build: its agent (with ASan's runtime) cannot be loaded into the traced "
+                    "commands; ember trace is tested end to end in the release build";
+#endif
     dir_ = ::testing::TempDir() + "ember-trace-" + std::to_string(getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::create_directories(dir_);
