@@ -26,17 +26,6 @@ const ProbeType* find_type(std::string_view name) {
   return nullptr;
 }
 
-// "+OFF" as libbpf reads it (%li: decimal, 0x hex, 0 octal), whole.
-std::optional<uint64_t> parse_offset(std::string_view s) {
-  if (s.empty() || !(s[0] >= '0' && s[0] <= '9')) return std::nullopt;
-  std::string copy(s);
-  errno = 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(copy.c_str(), &end, 0);
-  if (errno != 0 || *end != '\0') return std::nullopt;
-  return v;
-}
-
 // "PATH:FUNC[+OFF]" (uprobes) or "PATH:PROVIDER:NAME" (usdt) after the type;
 // `what` is the whole spec, for messages.
 Result<ProbeSpec> parse_target(const ProbeType& t, std::string_view rest, std::string_view what) {
@@ -63,7 +52,7 @@ Result<ProbeSpec> parse_target(const ProbeType& t, std::string_view rest, std::s
   std::string_view func = rest.substr(colon + 1);
   if (spec.binary.empty()) return fail("probe '", what, "': empty path before ':'");
   if (size_t plus = func.rfind('+'); plus != std::string_view::npos) {
-    auto off = parse_offset(func.substr(plus + 1));
+    auto off = parse_probe_number(func.substr(plus + 1));
     if (!off) return fail("probe '", what, "': bad offset '", func.substr(plus), "' (a number: +16, +0x10)");
     spec.offset = *off;
     func = func.substr(0, plus);
@@ -110,6 +99,16 @@ Result<ProbeSpec> parse_cli_probe(std::string_view spec) {
   if (!parsed) return parsed;
   parsed->prog = std::string(prog);
   return parsed;
+}
+
+std::optional<uint64_t> parse_probe_number(std::string_view s) {
+  if (s.empty() || !(s[0] >= '0' && s[0] <= '9')) return std::nullopt;
+  std::string copy(s);
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(copy.c_str(), &end, 0);
+  if (errno != 0 || *end != '\0') return std::nullopt;
+  return v;
 }
 
 }  // namespace ember::attach

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,9 @@ Result<ProbeSpec> parse_section_probe(std::string_view section);
 // `ember trace -e`: "uprobe:PATH:FUNC[+OFF]=PROG", "uretprobe:PATH:FUNC[+OFF]=PROG",
 // "usdt:PATH:PROVIDER:NAME=PROG".
 Result<ProbeSpec> parse_cli_probe(std::string_view spec);
+// A FUNC given as an address or a +OFFSET, as libbpf reads them (%li:
+// decimal, 0x hex, 0 octal), the whole string; nullopt if it is not one.
+std::optional<uint64_t> parse_probe_number(std::string_view s);
 
 // True for the section names of probe programs (with or without extras):
 // uprobe, uretprobe, usdt and their .s forms.

@@ -171,17 +171,6 @@ std::optional<std::string> find_in_path(const std::string& name) {
   return std::nullopt;
 }
 
-// A number as libbpf reads FUNC and +OFFSET (strtoull base 0: 0x.., 0.., decimal).
-std::optional<uint64_t> parse_number(std::string_view s) {
-  if (s.empty() || !(s[0] >= '0' && s[0] <= '9')) return std::nullopt;
-  std::string copy(s);
-  errno = 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(copy.c_str(), &end, 0);
-  if (errno != 0 || *end != '\0') return std::nullopt;
-  return v;
-}
-
 int bind_rank(uint8_t bind) { return bind == kStbGlobal ? 2 : bind == kStbWeak ? 1 : 0; }
 
 std::string spelled(const ElfSym& s) {
@@ -288,7 +277,7 @@ Result<SymbolInfo> lookup_symbol(const std::string& binary, std::string_view sym
   if (symbol.empty()) return fail("binary ", binary, ": empty symbol name");
   auto img = ElfImage::open(binary);
   if (!img) return img.error();
-  if (auto addr = parse_number(symbol)) return lookup_address(*img, symbol, *addr, offset);
+  if (auto addr = parse_probe_number(symbol)) return lookup_address(*img, symbol, *addr, offset);
 
   Query q = parse_query(symbol);
   std::vector<ElfSym> non_functions;
