@@ -418,6 +418,24 @@ uintptr_t function_address(pid_t pid, const std::string& lib, const char* name) 
   return 0;
 }
 
+// Waits (up to 10 s) until process `pid` has `n` threads: the target's
+// workers start after its first output, so a stop right after it may find
+// fewer (seen in a fresh-clone ctest -j2 run).
+size_t wait_for_threads(pid_t pid, size_t n) {
+  size_t count = 0;
+  for (int i = 0; i < 1000; ++i) {
+    count = 0;
+    if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+      while (dirent* e = readdir(d))
+        if (e->d_name[0] != '.') ++count;
+      closedir(d);
+    }
+    if (count >= n) break;
+    usleep(10000);
+  }
+  return count;
+}
+
 TEST(InjectTest, RemoteCallPassesSixArgumentsOnAnAlignedStack) {
   auto t = Target::start(EMBER_INJECT_TARGET, "threads");
   ASSERT_TRUE(t);
@@ -426,6 +444,7 @@ TEST(InjectTest, RemoteCallPassesSixArgumentsOnAnAlignedStack) {
   uintptr_t fn = function_address(t->pid(), lib_path(), "ember_inject_sum6");
   ASSERT_NE(fn, 0u);
   auto lines = t->lines();
+  ASSERT_EQ(wait_for_threads(t->pid(), 5), 5u);
   {
     auto proc = StoppedProcess::stop(t->pid());
     ASSERT_TRUE(proc.ok()) << proc.error().message;
