@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -65,7 +66,10 @@ class Target {
 
   ~Target() {
     kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    // Not a blocking waitpid: a thread left a zombie attached to us (never
+    // reaped by the tracer) keeps the process from ever being reported, and
+    // the test would hang instead of failing.
+    EXPECT_TRUE(reaped()) << "process " << pid_ << " never ended: a traced thread of it was not reaped";
     close(in_);
     reader_.join();
     close(out_);
@@ -73,6 +77,18 @@ class Target {
   }
 
   pid_t pid() const { return pid_; }
+
+  // Waits (30 s at most) until the process has ended and is reaped by us
+  // (or was already reaped: by its tracer, when that is this thread too).
+  bool reaped() {
+    if (reaped_) return true;
+    for (int i = 0; i < 3000; ++i) {
+      pid_t r = waitpid(pid_, nullptr, WNOHANG);
+      if (r == pid_ || (r < 0 && errno == ECHILD)) return reaped_ = true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
   std::string log_path() const { return "/tmp/ember_inject_" + std::to_string(pid_) + ".log"; }
 
   // Waits (30 s at most: a guard against a hang, not a timing assertion)
@@ -126,6 +142,7 @@ class Target {
   }
 
   pid_t pid_ = 0;
+  bool reaped_ = false;
   int in_ = -1, out_ = -1;
   std::thread reader_;
   std::mutex mu_;
@@ -345,12 +362,16 @@ TEST(InjectTest, LockHeldByAStoppedThreadDoesNotDeadlock) {
   expect_same_computation(*t);
 }
 
-// Disabled: under load (ctest -j2 on 2 cores, in CI) this hung until
-// ctest's 300 s timeout: inject_library can wait forever when the target's
-// threads exit during the remote call. A real bug of `ember trace -p` on a
-// dying process, to fix before enabling it again.
-TEST(InjectTest, DISABLED_TargetDyingDuringInjectionIsReported) {
-  auto t = Target::start(EMBER_INJECT_TARGET, "threads");
+// The library's constructor calls _exit(7) (exit_group) on the thread
+// running dlopen. Every other thread is killed; as their tracer we must reap
+// them, or they stay zombies attached to us: the process is never reported
+// to its parent (here: this test, whose waitpid hung until ctest's 300 s
+// timeout under load before the fix) and, when the caller is the main
+// thread, its own exit is never reported either (the call then ran into its
+// 60 s timeout). `mode`: "threads" runs the call on a worker (main waits in
+// pthread_join), "mixed" on the main thread with three others alive.
+void expect_death_reported(const char* mode) {
+  auto t = Target::start(EMBER_INJECT_TARGET, mode);
   ASSERT_TRUE(t);
   ASSERT_TRUE(wait_computed(*t, 1, 0, 2));
   char buf[4096];
@@ -362,7 +383,13 @@ TEST(InjectTest, DISABLED_TargetDyingDuringInjectionIsReported) {
             std::string::npos)
       << st.error().message;
   EXPECT_FALSE(t->alive());
+  // Nothing of it is left attached to us: the parent sees it end.
+  EXPECT_TRUE(t->reaped()) << "process " << t->pid() << " never ended: a traced thread of it was not reaped";
 }
+
+TEST(InjectTest, TargetDyingDuringInjectionIsReported) { expect_death_reported("threads"); }
+
+TEST(InjectTest, TargetDyingInItsMainThreadDuringInjectionIsReported) { expect_death_reported("mixed"); }
 
 TEST(InjectTest, UnloadRunsDestructorAndUnmaps) {
   auto t = Target::start(EMBER_INJECT_TARGET, "single");

@@ -184,12 +184,15 @@ Status StoppedProcess::stop_new_threads(std::chrono::milliseconds timeout) {
         return fail("process ", pid_, ": thread ", tid, " did not stop within ", timeout.count(),
                     " ms (state ", std::string(1, thread_state(pid_, tid)), ": uninterruptible sleep?)");
       }
-      if (ev->exited) continue;
+      if (ev->exited) {
+        std::erase(seized_, tid);
+        continue;
+      }
       StoppedThread t;
       t.tid = tid;
       t.pending_signal = ev->event_stop ? 0 : ev->stop_signal;
       if (ptrace(PTRACE_GETREGS, tid, nullptr, &t.regs) != 0) {
-        if (errno == ESRCH) continue;  // died just now
+        if (errno == ESRCH) continue;  // dying just now: reaped by detach() or mark_dead()
         return fail("process ", pid_, ": PTRACE_GETREGS of thread ", tid, ": ", errno_text(errno));
       }
       threads_.push_back(t);
@@ -211,6 +214,7 @@ Status StoppedProcess::stop_new_threads(std::chrono::milliseconds timeout) {
                       "): ", permission_reason(pid_));
         return fail("process ", pid_, ": PTRACE_SEIZE of thread ", tid, ": ", errno_text(errno));
       }
+      seized_.push_back(tid);
       if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno != ESRCH)
         return fail("process ", pid_, ": PTRACE_INTERRUPT of thread ", tid, ": ", errno_text(errno));
       to_wait.push_back(tid);
@@ -229,10 +233,12 @@ StoppedProcess& StoppedProcess::operator=(StoppedProcess&& o) noexcept {
   mem_fd_ = std::exchange(o.mem_fd_, -1);
   threads_ = std::move(o.threads_);
   running_ = std::move(o.running_);
+  seized_ = std::move(o.seized_);
   deferred_ = std::move(o.deferred_);
   others_running_ = std::exchange(o.others_running_, false);
   o.threads_.clear();
   o.running_.clear();
+  o.seized_.clear();
   o.deferred_.clear();
   return *this;
 }
@@ -245,9 +251,54 @@ const StoppedThread* StoppedProcess::find(pid_t tid) const {
   return nullptr;
 }
 
+namespace {
+
+// One non-blocking look at a traced thread: true once it has ended and is
+// reaped (or is no longer ours to reap). A stop it reports (a dying thread
+// can still be caught in one) is let go so that it can finish dying.
+bool reaped_now(pid_t tid) {
+  int st = 0;
+  pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+  if (r < 0) return errno != EINTR;  // ECHILD: reaped already, or not traced by us
+  if (r == 0) return false;
+  if (WIFEXITED(st) || WIFSIGNALED(st)) return true;
+  if (WIFSTOPPED(st)) ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+  return false;
+}
+
+}  // namespace
+
+void StoppedProcess::reap_exited(pid_t except) {
+  auto gone = [&](pid_t tid) {
+    if (tid == except || !reaped_now(tid)) return false;
+    std::erase(seized_, tid);
+    return true;
+  };
+  std::erase_if(threads_, [&](const StoppedThread& t) { return gone(t.tid); });
+  // running_ threads are polled (their stops serviced) by poll_others.
+  if (others_running_) poll_others();
+}
+
+bool StoppedProcess::others_exited(pid_t except, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    reap_exited(except);
+    bool none = running_.empty() && std::all_of(threads_.begin(), threads_.end(),
+                                                [&](const StoppedThread& t) { return t.tid == except; });
+    if (none) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 void StoppedProcess::mark_dead() {
-  for (const auto& t : threads_) waitpid(t.tid, nullptr, __WALL | WNOHANG);
-  for (pid_t tid : running_) waitpid(tid, nullptr, __WALL | WNOHANG);
+  // The leader last: its exit is reported only after every other thread's.
+  std::stable_partition(seized_.begin(), seized_.end(), [this](pid_t tid) { return tid != pid_; });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!seized_.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::erase_if(seized_, reaped_now);
+    if (!seized_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  seized_.clear();  // what is left is not dying: nothing more can be done from here
   threads_.clear();
   running_.clear();
   deferred_.clear();
@@ -256,6 +307,8 @@ void StoppedProcess::mark_dead() {
 
 void StoppedProcess::forget_thread(pid_t tid) {
   std::erase_if(threads_, [tid](const StoppedThread& t) { return t.tid == tid; });
+  std::erase(running_, tid);
+  std::erase(seized_, tid);
 }
 
 Result<user_regs_struct> StoppedProcess::get_regs(pid_t tid) const {
@@ -305,7 +358,8 @@ void StoppedProcess::poll_others() {
   for (auto it = running_.begin(); it != running_.end();) {
     int st = 0;
     pid_t r = waitpid(*it, &st, __WALL | WNOHANG);
-    if (r == *it && (WIFEXITED(st) || WIFSIGNALED(st))) {
+    if ((r == *it && (WIFEXITED(st) || WIFSIGNALED(st))) || (r < 0 && errno == ECHILD)) {
+      std::erase(seized_, *it);
       it = running_.erase(it);
       continue;
     }
@@ -329,17 +383,33 @@ Status StoppedProcess::detach() {
   for (pid_t tid : running_) {  // seized but running: PTRACE_DETACH needs a stopped tracee
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) continue;
     auto ev = wait_thread(tid, std::chrono::steady_clock::now() + std::chrono::seconds(10));
-    if (ev && !ev->timed_out && !ev->exited)
-      ptrace(PTRACE_DETACH, tid, nullptr,
-             reinterpret_cast<void*>(intptr_t{ev->event_stop ? 0 : ev->stop_signal}));
+    if (ev && !ev->timed_out && !ev->exited &&
+        ptrace(PTRACE_DETACH, tid, nullptr,
+               reinterpret_cast<void*>(intptr_t{ev->event_stop ? 0 : ev->stop_signal})) == 0)
+      std::erase(seized_, tid);
+    else if (ev && ev->exited)
+      std::erase(seized_, tid);
   }
   running_.clear();
   for (const auto& t : threads_) {
-    if (ptrace(PTRACE_DETACH, t.tid, nullptr, reinterpret_cast<void*>(intptr_t{t.pending_signal})) != 0 &&
-        errno != ESRCH)
+    if (ptrace(PTRACE_DETACH, t.tid, nullptr, reinterpret_cast<void*>(intptr_t{t.pending_signal})) == 0)
+      std::erase(seized_, t.tid);
+    else if (errno != ESRCH)
       errors += " thread " + std::to_string(t.tid) + ": " + errno_text(errno) + ";";
   }
   threads_.clear();
+  // ESRCH: a stopped thread that is no longer stopped is dying (killed by
+  // an exit_group or SIGKILL); as its tracer we must reap it, or it stays a
+  // zombie and the process's parent never sees the process end. A leader
+  // whose exit waits for threads that live on cannot be reaped yet: after a
+  // short wait it is left (it is released when those threads end or we do).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::stable_partition(seized_.begin(), seized_.end(), [this](pid_t tid) { return tid != pid_; });
+  while (!seized_.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::erase_if(seized_, reaped_now);
+    if (!seized_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  seized_.clear();
   for (auto [tid, sig] : deferred_) syscall(SYS_tgkill, pid_, tid, sig);
   deferred_.clear();
   others_running_ = false;

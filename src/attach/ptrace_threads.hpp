@@ -84,9 +84,21 @@ class StoppedProcess {
   // delivered then (the group stop would freeze the call); it is sent again
   // to the thread after detach.
   void defer_signal(pid_t tid, int sig) { deferred_.push_back({tid, sig}); }
-  // The process died: nothing is left to detach from; its traced threads'
-  // remains are reaped.
+  // Reaps, without blocking, every traced thread but `except` that has
+  // ended (stopped or running): a thread killed by another's exit_group is
+  // a zombie that only its tracer can reap, and a thread group leader's own
+  // exit is reported only once every other thread is reaped.
+  void reap_exited(pid_t except);
+  // Waits until every traced thread but `except` has ended and been reaped,
+  // or `deadline`; true if they all did (the process is dying: after one
+  // thread's exit_group, the kernel kills the others at once).
+  bool others_exited(pid_t except, std::chrono::steady_clock::time_point deadline);
+  // The process died: nothing is left to detach from. Every thread it had
+  // that we traced is reaped (waiting up to a few seconds for the last ones
+  // to finish dying), the leader last, so that the process's parent can
+  // collect it and no zombie stays attached to us.
   void mark_dead();
+  // A thread reported as exited (already reaped by that wait).
   void forget_thread(pid_t tid);
 
   // Resumes every thread (PTRACE_DETACH with its pending signal), then sends
@@ -101,6 +113,7 @@ class StoppedProcess {
   int mem_fd_ = -1;
   std::vector<StoppedThread> threads_;
   std::vector<pid_t> running_;  // seized but resumed by resume_others
+  std::vector<pid_t> seized_;   // every thread traced and not yet detached or reaped
   std::vector<std::pair<pid_t, int>> deferred_;
   bool others_running_ = false;
 };

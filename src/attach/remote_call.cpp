@@ -1,6 +1,5 @@
 #include "attach/remote_call.hpp"
 
-#include <dirent.h>
 #include <elf.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -82,33 +81,14 @@ bool sigsegv_ignored(pid_t pid) {
   return false;
 }
 
-// Some thread of the process lives on: it is neither dead, a zombie, nor
-// about to die. (A process whose threads all died stays in /proc until its
-// parent, and the tracer of each traced thread, reaps it; and when one
-// thread calls exit_group, the kernel has queued SIGKILL to every other
-// thread before that thread's exit is reported.)
-bool process_alive(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return false;
-  bool alive = false;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(dir + "/" + e->d_name + "/status");
-    std::string line;
-    bool dead = true;
-    while (std::getline(in, line)) {
-      if (line.rfind("State:", 0) == 0) {
-        size_t v = line.find_first_not_of(" \t", 6);
-        dead = v == std::string::npos || line[v] == 'Z' || line[v] == 'X';
-      } else if (line.rfind("SigPnd:", 0) == 0 && !dead) {
-        dead = (std::stoull(line.substr(7), nullptr, 16) & (uint64_t{1} << (SIGKILL - 1))) != 0;
-      }
-    }
-    alive = alive || !dead;
-  }
-  closedir(d);
-  return alive;
+// The state letter of a thread ('R', 'S', 'Z'...), '?' if unreadable.
+char thread_state(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return '?';
+  size_t close = line.rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos || close + 2 >= line.size()) return '?';
+  return line[close + 2];
 }
 
 // Builds the call frame on the thread's stack; returns the call's registers
@@ -145,17 +125,10 @@ Result<user_regs_struct> build_frame(StoppedProcess& proc, const user_regs_struc
   return r;
 }
 
-// After one thread exited: does the process live on? The other threads of
-// an exit_group die within moments (and are between states while they do:
-// running with SIGKILL already dequeued), so the answer is "yes" only when
-// some thread still looks alive after a second.
-bool process_lives_on(pid_t pid) {
-  for (int i = 0; i < 200; ++i) {
-    if (!process_alive(pid)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
+// How long the other threads of a process may take to die after one of
+// them called exit_group (the kernel kills them at once; they need only to
+// be scheduled). A thread that exits alone costs this wait.
+constexpr auto kGroupExitWindow = std::chrono::seconds(5);
 
 // Stops the thread after a timeout so that its registers can be restored.
 void interrupt_thread(StoppedProcess& proc, pid_t tid) {
@@ -173,6 +146,33 @@ struct CallOutcome {
   std::string error;
 };
 
+std::string exit_text(const ThreadEvent& ev) {
+  if (ev.term_signal != 0)
+    return "killed by signal " + std::to_string(ev.term_signal) + " (" + strsignal(ev.term_signal) + ")";
+  return "exited with status " + std::to_string(ev.exit_status);
+}
+
+// The calling thread ended (reaped by the wait that saw it). A signal that
+// kills kills the whole process; an exit may be the thread's own or the
+// whole group's: the group's if every other thread ends too.
+CallOutcome thread_ended(StoppedProcess& proc, pid_t tid, const ThreadEvent& ev) {
+  proc.forget_thread(tid);
+  bool group =
+      ev.term_signal != 0 || proc.others_exited(tid, std::chrono::steady_clock::now() + kGroupExitWindow);
+  if (!group)
+    return {false, "thread " + std::to_string(tid) + " exited during the call (" + exit_text(ev) + ")"};
+  proc.mark_dead();
+  return {false, "the target died during the call (" + exit_text(ev) + ")"};
+}
+
+// A thread group leader that exited is a zombie whose exit is reported only
+// once the other threads are reaped: reported now if they end (its
+// exit_group killed them), else it exited alone (pthread_exit in main).
+bool leader_exited_alone(StoppedProcess& proc, pid_t tid) {
+  if (tid != proc.pid() || thread_state(proc.pid(), tid) != 'Z') return false;
+  return !proc.others_exited(tid, std::chrono::steady_clock::now() + kGroupExitWindow);
+}
+
 // Runs the thread until the call returns to address 0.
 CallOutcome run_call(StoppedProcess& proc, pid_t tid, uint64_t ret_slot, const RemoteCallOptions& opts,
                      uint64_t* rax) {
@@ -187,12 +187,21 @@ CallOutcome run_call(StoppedProcess& proc, pid_t tid, uint64_t ret_slot, const R
     sig_in = 0;
     ThreadEvent ev;
     for (;;) {
-      auto until = proc.others_running() ? std::min(deadline, clock::now() + std::chrono::milliseconds(5))
-                                         : std::min(deadline, others_deadline);
+      auto slice = std::chrono::milliseconds(proc.others_running() ? 5 : 50);
+      auto until = std::min(deadline, clock::now() + slice);
       auto r = wait_thread(tid, until);
       if (!r) return {false, r.error().message};
       ev = *r;
       if (!ev.timed_out) break;
+      // Other threads that died (an exit_group in the callee kills them)
+      // are reaped as they go: the leader's end is not reported before
+      // theirs, and only we, their tracer, can reap them.
+      proc.reap_exited(tid);
+      if (leader_exited_alone(proc, tid)) {
+        proc.forget_thread(tid);
+        return {false, "the main thread " + std::to_string(tid) +
+                           " exited during the call while other threads live on"};
+      }
       auto now = clock::now();
       if (now >= deadline) {
         interrupt_thread(proc, tid);
@@ -201,19 +210,8 @@ CallOutcome run_call(StoppedProcess& proc, pid_t tid, uint64_t ret_slot, const R
                            "took) stays"};
       }
       if (!proc.others_running() && now >= others_deadline) (void)proc.resume_others(tid);
-      if (proc.others_running()) proc.poll_others();
     }
-    if (ev.exited) {
-      std::string how = ev.term_signal != 0 ? "killed by signal " + std::to_string(ev.term_signal) + " (" +
-                                                  strsignal(ev.term_signal) + ")"
-                                            : "exited with status " + std::to_string(ev.exit_status);
-      if (ev.term_signal == 0 && process_lives_on(proc.pid())) {
-        proc.forget_thread(tid);
-        return {false, "thread " + std::to_string(tid) + " exited during the call (" + how + ")"};
-      }
-      proc.mark_dead();
-      return {false, "the target died during the call (" + how + ")"};
-    }
+    if (ev.exited) return thread_ended(proc, tid, ev);
     if (ev.event_stop) continue;  // a pending PTRACE_INTERRUPT or a group stop: go on
     if (ev.stop_signal == SIGSEGV) {
       auto regs = proc.get_regs(tid);

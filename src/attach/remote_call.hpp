@@ -33,6 +33,15 @@
 // are sent again after detach. SIGSEGV is unblocked in the thread during the
 // call (the kernel would otherwise reset its handler to SIG_DFL when forcing
 // the fault); a target that ignores SIGSEGV is refused for the same reason.
+//
+// A dying target. While the call runs, every other traced thread that ends
+// is reaped at once: when the callee calls exit_group the kernel kills the
+// other threads, which stay zombies until their tracer (we) reaps them, and
+// a thread group leader's own end is reported only after theirs. The
+// calling thread's end is the whole process's when a signal killed it or
+// every other thread ends within a few seconds (then everything left of it
+// is reaped, so that its parent sees it end), else that thread alone
+// exited. The call's timeout is the last resort.
 #pragma once
 
 #include <sys/types.h>
