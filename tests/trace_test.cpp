@@ -7,6 +7,7 @@
 // command unstarted.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -228,17 +230,18 @@ class TraceE2E : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  // Starts `ember trace ARGS` with stdout and stderr in files and stdin
-  // from a pipe (the command inherits it).
-  pid_t start(const std::vector<std::string>& args, int* stdin_fd = nullptr) {
+  // Starts `ember trace ARGS` with stdout and stderr in files (named with
+  // `tag`, for runs at the same time) and stdin from a pipe (the command
+  // inherits it).
+  pid_t start(const std::vector<std::string>& args, int* stdin_fd = nullptr, const std::string& tag = "") {
     int p[2];
     EXPECT_EQ(pipe(p), 0);
     pid_t pid = fork();
     if (pid == 0) {
       dup2(p[0], 0);
       close(p[1]);
-      int out = open((dir_ + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open((dir_ + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int out = open((dir_ + "/out" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int err = open((dir_ + "/err" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(out, 1);
       dup2(err, 2);
       std::vector<std::string> all{EMBER_BIN, "trace"};
@@ -256,20 +259,20 @@ class TraceE2E : public ::testing::Test {
       close(p[1]);
     return pid;
   }
-  TraceRun finish(pid_t pid) {
+  TraceRun finish(pid_t pid, const std::string& tag = "") {
     TraceRun r;
     int st = 0;
     waitpid(pid, &st, 0);
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = read_all(dir_ + "/out");
-    r.err = read_all(dir_ + "/err");
+    r.out = read_all(dir_ + "/out" + tag);
+    r.err = read_all(dir_ + "/err" + tag);
     return r;
   }
   TraceRun trace(const std::vector<std::string>& args) { return finish(start(args)); }
   // Waits (without a time limit of its own: the test's timeout is the limit)
   // until `ember trace`'s stderr holds `what`.
-  bool wait_for_err(const std::string& what, pid_t ember) {
-    while (read_all(dir_ + "/err").find(what) == std::string::npos) {
+  bool wait_for_err(const std::string& what, pid_t ember, const std::string& tag = "") {
+    while (read_all(dir_ + "/err" + tag).find(what) == std::string::npos) {
       if (waitpid(ember, nullptr, WNOHANG) == ember) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -472,6 +475,264 @@ TEST_F(TraceE2E, AttachesToARunningProcessWithPtrace) {
   auto calls = dumped(r.out, "calls");
   EXPECT_EQ(calls.size(), 6u) << r.out << r.err;
   for (uint64_t i = 1; i <= 6; ++i) EXPECT_EQ(u64_at(calls[i], 0), 1u);
+}
+
+// ---- lifecycle: detach, unload, attach again, a second session, fork and exec ----
+
+// A running tests/attach/lifecycle_workload: commands in, answer lines out.
+class Workload {
+ public:
+  Workload() {
+    int in[2], out[2];
+    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      execl(EMBER_LIFECYCLE_WORKLOAD, EMBER_LIFECYCLE_WORKLOAD, static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    in_ = in[1];
+    out_ = out[0];
+  }
+  ~Workload() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(in_);
+    close(out_);
+  }
+  pid_t pid() const { return pid_; }
+  // Sends one command; its answer line ("" if none came within 30 s: a
+  // guard against a hang, not a timing assertion).
+  std::string ask(const std::string& cmd) {
+    std::string c = cmd + "\n";
+    if (write(in_, c.data(), c.size()) != static_cast<ssize_t>(c.size())) return "";
+    std::string line;
+    for (;;) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 30000) <= 0) return "";
+      char ch;
+      if (read(out_, &ch, 1) != 1) return "";
+      if (ch == '\n') return line;
+      line += ch;
+    }
+  }
+  // Ends it; its wait status.
+  int quit() {
+    ask("quit");
+    int st = -1;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return st;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+};
+
+// What ember_workload_target(i, 2, 3, 4, 5, 6) returns, summed over i = a..a+n-1.
+std::string sum_of(long a, long n) { return std::to_string(n * a + n * (n - 1) / 2 + 20 * n); }
+
+std::string lifecycle_probe(const std::string& kind, const std::string& prog) {
+  return kind + ":" + std::string(EMBER_LIFECYCLE_WORKLOAD) + ":ember_workload_target=" + prog;
+}
+
+std::vector<std::string> lifecycle_args(pid_t pid) {
+  return {obj_path("lifecycle"),
+          "-e",
+          lifecycle_probe("uprobe", "on_target"),
+          "-e",
+          lifecycle_probe("uretprobe", "on_target_ret"),
+          "--interval",
+          "100000",
+          "-p",
+          std::to_string(pid)};
+}
+
+// Lines of /proc/PID/maps naming an agent library (the agent or a copy).
+std::vector<std::string> agent_mappings(pid_t pid) {
+  std::istringstream maps(read_all("/proc/" + std::to_string(pid) + "/maps"));
+  std::vector<std::string> out;
+  for (std::string line; std::getline(maps, line);)
+    if (line.find("libember_agent") != std::string::npos) out.push_back(line);
+  return out;
+}
+
+bool ptrace_refused(const std::string& err) {
+  return err.find("ptrace") != std::string::npos || err.find("permission") != std::string::npos ||
+         err.find("not permitted") != std::string::npos;
+}
+
+class TraceLifecycle : public TraceE2E {
+ protected:
+  // One `ember trace -p` session on w: attaches, runs `during`, Ctrl-C.
+  // Sets skipped_ when ptrace is not permitted here. Each session needs a
+  // tag of its own: a new run's output files are truncated only once it
+  // started, and the last run's "probes attached" must not be read as its.
+  TraceRun session(Workload& w, const std::function<void()>& during, const std::string& tag) {
+    pid_t ember = start(lifecycle_args(w.pid()), nullptr, tag);
+    if (!wait_for_err("probes attached", ember, tag)) {
+      TraceRun r = finish(ember, tag);
+      skipped_ = ptrace_refused(r.err);
+      if (!skipped_) ADD_FAILURE() << "did not attach: " << r.err;
+      return r;
+    }
+    during();
+    kill(ember, SIGINT);
+    return finish(ember, tag);
+  }
+  bool skipped_ = false;
+};
+
+// Each call counted once, under its first argument: keys a..a+n-1 and no other.
+void expect_counted(const TraceRun& r, long a, long n) {
+  auto calls = dumped("\n" + r.out, "calls");
+  EXPECT_EQ(calls.size(), static_cast<size_t>(n)) << r.out << r.err;
+  for (long i = a; i < a + n; ++i) EXPECT_EQ(u64_at(calls[static_cast<uint64_t>(i)], 0), 1u) << i;
+}
+
+// Probes hit only by threads that have ended: on detach the agent is
+// unloaded (its hooks detached, its memory freed, dlclose'd), the target
+// computes as before, and a second session starts afresh and counts right.
+TEST_F(TraceLifecycle, DetachUnloadsTheAgentAndAttachingAgainCountsAfresh) {
+  Workload w;
+  ASSERT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
+  for (long first : {10, 20}) {
+    TraceRun r = session(
+        w, [&] { EXPECT_EQ(w.ask("thread " + std::to_string(first) + " 5"), "thread " + sum_of(first, 5)); },
+        std::to_string(first));
+    if (skipped_) GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+    EXPECT_EQ(r.status, 0) << r.err;
+    expect_counted(r, first, 5);
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+    EXPECT_TRUE(agent_mappings(w.pid()).empty()) << "session " << first << ": the agent is still mapped\n"
+                                                 << r.err;
+    // Unprobed again, it computes what it computed before.
+    EXPECT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
+    EXPECT_EQ(w.ask("thread 3 4"), "thread " + sum_of(3, 4));
+  }
+  int st = w.quit();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+// The main thread ran the probes and lives on: the C library keeps the
+// agent mapped (thread_local destructors pending); ember says so, the
+// agent stays idle (nothing counts twice when a new session attaches) and
+// the target computes the same.
+TEST_F(TraceLifecycle, AThreadThatRanAProbeLivesOnAndTheIdleAgentDoesNotCount) {
+  Workload w;
+  for (long first : {50, 60}) {
+    TraceRun r = session(
+        w, [&] { EXPECT_EQ(w.ask("main " + std::to_string(first) + " 3"), "main " + sum_of(first, 3)); },
+        std::to_string(first));
+    if (skipped_) GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+    EXPECT_EQ(r.status, 0) << r.err;
+    expect_counted(r, first, 3);
+    if (!agent_mappings(w.pid()).empty()) {
+      EXPECT_NE(r.err.find("stays"), std::string::npos) << "mapped without a word: " << r.err;
+    }
+    EXPECT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
+  }
+  int st = w.quit();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+// A thread is inside a uretprobe'd function when the session ends: its
+// return address leads through a return trampoline into the agent, so the
+// agent must not be unloaded. It stays (idle, ember says why), and the
+// function returns normally afterwards.
+TEST_F(TraceLifecycle, AThreadInsideAUretprobedFunctionKeepsTheAgentLoaded) {
+  Workload w;
+  pid_t ember =
+      start({obj_path("lifecycle"), "-e", lifecycle_probe("uprobe", "on_target"), "-e",
+             "uretprobe:" + std::string(EMBER_LIFECYCLE_WORKLOAD) + ":ember_workload_wait=on_target_ret",
+             "--interval", "100000", "-p", std::to_string(w.pid())},
+            nullptr, "u");
+  if (!wait_for_err("probes attached", ember, "u")) {
+    TraceRun r = finish(ember, "u");
+    if (ptrace_refused(r.err)) GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+    FAIL() << r.err;
+  }
+  EXPECT_EQ(w.ask("block"), "waiting 7");
+  kill(ember, SIGINT);
+  TraceRun r = finish(ember, "u");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("stays loaded"), std::string::npos) << r.err;
+  EXPECT_FALSE(agent_mappings(w.pid()).empty()) << "unloaded under a pending return: " << r.err;
+  // It returns through the trampoline, unprobed, with its own value.
+  EXPECT_EQ(w.ask("release"), "released " + std::to_string(7 + 'x'));
+  EXPECT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
+  int st = w.quit();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+// A second `ember trace -p` on a process another session is attached to is
+// refused with a clear error (two hook engines would patch the same code
+// over each other); its agent copy is unloaded again and the first session
+// goes on counting.
+TEST_F(TraceLifecycle, ASecondSessionOnTheSameProcessIsRefused) {
+  Workload w;
+  pid_t first = start(lifecycle_args(w.pid()), nullptr, "a");
+  if (!wait_for_err("probes attached", first, "a")) {
+    TraceRun r = finish(first, "a");
+    if (ptrace_refused(r.err)) GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+    FAIL() << r.err;
+  }
+  TraceRun second = finish(start(lifecycle_args(w.pid()), nullptr, "b"), "b");
+  EXPECT_EQ(second.status, 1) << second.err;
+  EXPECT_NE(second.err.find("already traced by another ember trace"), std::string::npos) << second.err;
+  auto maps = agent_mappings(w.pid());
+  for (const auto& m : maps)
+    EXPECT_EQ(m.find("libember_agent-"), std::string::npos) << "the refused copy stays: " << m;
+  EXPECT_EQ(w.ask("thread 40 3"), "thread " + sum_of(40, 3));
+  kill(first, SIGINT);
+  TraceRun r = finish(first, "a");
+  EXPECT_EQ(r.status, 0) << r.err;
+  expect_counted(r, 40, 3);
+  EXPECT_TRUE(agent_mappings(w.pid()).empty()) << r.err;
+}
+
+// fork then exec in a traced command: with --follow-forks the child is
+// traced until it execs; the exec'd image runs without the agent (which
+// took itself out of the environment its children inherit), without
+// --follow-forks the child is untouched. No crash, no hang; the command's
+// status is ember's.
+TEST_F(TraceLifecycle, ForkThenExecRunsTheNewImageUntraced) {
+  for (bool follow : {false, true}) {
+    std::vector<std::string> args{obj_path("uprobe_workload"),
+                                  "-e",
+                                  lifecycle_probe("uprobe", "on_target"),
+                                  "-e",
+                                  lifecycle_probe("uretprobe", "on_target_ret"),
+                                  "--interval",
+                                  "100000"};
+    if (follow) args.push_back("--follow-forks");
+    args.insert(args.end(), {"--", EMBER_LIFECYCLE_WORKLOAD});
+    int in = -1;
+    pid_t ember = start(args, &in);
+    std::string cmds = "main 1 2\nforkexec 100 3 200\nmain 5 1\nquit\n";
+    ASSERT_EQ(write(in, cmds.data(), cmds.size()), static_cast<ssize_t>(cmds.size()));
+    close(in);
+    TraceRun r = finish(ember);
+    ASSERT_EQ(r.status, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("run " + sum_of(200, 3) + "\n"), std::string::npos)
+        << "the exec'd image ran: " << r.out;
+    EXPECT_NE(r.out.find("child 0\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("main " + sum_of(5, 1) + "\n"), std::string::npos) << r.out;
+    auto calls = dumped(r.out, "calls");
+    for (uint64_t i : {1, 2, 5}) EXPECT_EQ(u64_at(calls[i], 0), 1u) << i;
+    for (uint64_t i = 100; i < 103; ++i)
+      EXPECT_EQ(calls.count(i), follow ? 1u : 0u) << "follow " << follow << " " << i;
+    for (uint64_t i = 200; i < 203; ++i)
+      EXPECT_EQ(calls.count(i), 0u) << "the exec'd image was traced: " << i;
+    EXPECT_EQ(r.err.find("forked from") != std::string::npos, follow) << r.err;
+  }
 }
 
 }  // namespace

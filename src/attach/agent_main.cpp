@@ -7,6 +7,17 @@
 // itself from the environment its children inherit, installs no signal
 // handler, keeps every signal off its own thread and marks its fds
 // close-on-exec.
+//
+// Unloading (`ember trace -p` detaches by dlclose'ing the agent it injected,
+// see unload_agent in inject.hpp): ember_agent_prepare_unload, called by the
+// controller in a thread of the stopped process once no thread runs or will
+// return into the agent's code, frees what the agent made (the runtime and
+// its maps, the probe runners, the hook engine) and gives the signals the
+// engine handles (SIGTRAP, SIGRTMIN+3) their dispositions from before. A second agent loaded while one
+// has a session (a second `ember trace -p`) refuses to start: two hook
+// engines would patch the same functions over each other.
+#include <dlfcn.h>
+#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,15 +25,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "attach/agent.hpp"
 #include "attach/agent_config.hpp"
+#include "attach/hook_site.hpp"
 #include "runtime/registry.hpp"
 
 namespace ember::attach {
@@ -36,11 +50,23 @@ constexpr int kGoTimeoutMs = 10000;  // a controller that never says "go" is gon
 struct AgentProcess {
   std::mutex mu;
   AgentConfig cfg;
-  std::unique_ptr<HookEngine> engine;  // lives as long as the process: calls may be returning through it
+  // Both live until the agent is unloaded (ember_agent_prepare_unload):
+  // calls may be returning through the engine, and a thread may still be
+  // leaving a runner of a retired (detached) agent.
+  std::unique_ptr<HookEngine> engine;
   std::unique_ptr<Agent> agent;
+  std::vector<std::unique_ptr<Agent>> retired;
   int sock = -1;
+  // Every signal's disposition before the hook engine installed its
+  // handlers (SIGTRAP for int3 sites, SIGRTMIN+3 to park threads).
+  struct sigaction before[NSIG] = {};
 };
 AgentProcess* g_process = nullptr;
+// Controller threads not yet finished (the unload waits for them), and
+// whether a session is being set up right now (the constructor's). Atomic:
+// read by ember_agent_* calls on other threads.
+std::atomic<int> g_controller_threads{0};
+std::atomic<bool> g_starting{false};
 
 void log_error(const std::string& msg) {
   std::fprintf(stderr, "ember agent (pid %d): %s\n", getpid(), msg.c_str());
@@ -118,7 +144,7 @@ void detach_and_report(int fd) {
   if (!st) send_line(fd, "error detach: " + st.error().message);
   report_stats(fd, *a);
   unpublish();
-  (void)g_process->agent.release();
+  g_process->retired.push_back(std::move(g_process->agent));
   send_line(fd, "detached");
 }
 
@@ -130,9 +156,12 @@ void* controller_thread(void* arg) {
     if (line.empty() || split_agent_line(line).word == "detach") break;
   }
   detach_and_report(fd);
-  std::lock_guard lock(g_process->mu);
-  if (g_process->sock == fd) g_process->sock = -1;
-  close(fd);
+  {
+    std::lock_guard lock(g_process->mu);
+    if (g_process->sock == fd) g_process->sock = -1;
+    close(fd);
+  }
+  g_controller_threads.fetch_sub(1, std::memory_order_release);
   return nullptr;
 }
 
@@ -142,10 +171,14 @@ void start_controller_thread(int fd) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
-  if (pthread_create(&t, nullptr, controller_thread, reinterpret_cast<void*>(static_cast<intptr_t>(fd))) == 0)
+  g_controller_threads.fetch_add(1, std::memory_order_acquire);
+  if (pthread_create(&t, nullptr, controller_thread, reinterpret_cast<void*>(static_cast<intptr_t>(fd))) ==
+      0) {
     pthread_detach(t);
-  else
+  } else {
+    g_controller_threads.fetch_sub(1, std::memory_order_release);
     log_error("cannot start the controller thread: the probes stay attached until the process ends");
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
@@ -154,6 +187,7 @@ void start_controller_thread(int fd) {
 // as an agent of its own (its maps are the parent's shared segments).
 void on_fork_child() {
   g_process->mu.unlock();  // held by on_fork_prepare in the parent's forking thread
+  g_controller_threads.store(0, std::memory_order_relaxed);  // threads do not survive fork
   Agent* a = g_process->agent.get();
   if (g_process->sock >= 0) close(g_process->sock);  // the parent's connection
   g_process->sock = -1;
@@ -161,7 +195,7 @@ void on_fork_child() {
   if (!g_process->cfg.follow_forks) {
     a->disable();
     (void)a->detach();
-    (void)g_process->agent.release();
+    g_process->retired.push_back(std::move(g_process->agent));
     return;
   }
   int fd = connect_controller(g_process->cfg.socket_path);
@@ -177,6 +211,42 @@ void on_fork_child() {
 
 void on_fork_prepare() { g_process->mu.lock(); }
 void on_fork_parent() { g_process->mu.unlock(); }
+
+// The start of this library's mapping (to tell its code from another copy's).
+uintptr_t own_base() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_base), &info) == 0) return 0;
+  return reinterpret_cast<uintptr_t>(info.dli_fbase);
+}
+
+// Another agent of this process with a session (attached, starting or
+// detaching), by its file name; "" if none. Each `ember trace -p` of a
+// process already holding an agent injects a copy of the library (dlopen
+// would not run the constructor of the loaded one again), so other copies
+// are found by name and asked through their exported function.
+std::string other_active_agent() {
+  struct Found {
+    uintptr_t self;
+    std::vector<std::string> names;
+  } found{own_base(), {}};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) {
+        auto* f = static_cast<Found*>(arg);
+        if (info->dlpi_name && std::strstr(info->dlpi_name, "libember_agent") && info->dlpi_addr != f->self)
+          f->names.emplace_back(info->dlpi_name);
+        return 0;
+      },
+      &found);
+  for (const auto& name : found.names) {
+    void* h = dlopen(name.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) continue;
+    auto active = reinterpret_cast<int (*)()>(dlsym(h, "ember_agent_session_active"));
+    bool busy = active && active() != 0;
+    dlclose(h);
+    if (busy) return name;
+  }
+  return "";
+}
 
 // Removes the agent from what children inherit: its LD_PRELOAD entry and
 // $EMBER_AGENT_CONFIG (spawn mode; the constructor runs before any thread).
@@ -217,9 +287,16 @@ void run_session(const std::string& config_path) {
   int fd = connect_controller(cfg->socket_path);
   if (fd < 0)
     return log_error("cannot reach the controller at " + cfg->socket_path + ": " + std::strerror(errno));
-  g_process = new AgentProcess();  // never freed: see AgentProcess
-  g_process->cfg = *cfg;
   send_line(fd, "hello " + std::to_string(getpid()) + " 0");
+  if (std::string other = other_active_agent(); !other.empty()) {
+    send_line(fd, "fatal process " + std::to_string(getpid()) +
+                      " is already traced by another ember trace (its agent " + other +
+                      " is attached); one session at a time: end that one first");
+    return (void)close(fd);
+  }
+  g_process = new AgentProcess();  // see AgentProcess; emptied, not freed, by an unload
+  g_process->cfg = *cfg;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, nullptr, &g_process->before[sig]);
   auto engine = HookEngine::create();
   if (!engine) {
     send_line(fd, "fatal " + engine.error().message);
@@ -255,8 +332,57 @@ __attribute__((constructor)) void ember_agent_init() {
     config_path = inject_config_path(getpid());
     if (access(config_path.c_str(), R_OK) != 0) return;  // loaded for another reason: stay idle
   }
+  g_starting.store(true);
   run_session(config_path);
+  g_starting.store(false);
+}
+
+// Gives each signal whose handler is in this library (the hook engine's)
+// its disposition from before the agent.
+void restore_signals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction cur {};
+    if (sigaction(sig, nullptr, &cur) != 0) continue;
+    Dl_info info{};
+    auto handler = (cur.sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(cur.sa_sigaction)
+                                               : reinterpret_cast<void*>(cur.sa_handler);
+    if (handler != reinterpret_cast<void*>(SIG_DFL) && handler != reinterpret_cast<void*>(SIG_IGN) &&
+        dladdr(handler, &info) != 0 && reinterpret_cast<uintptr_t>(info.dli_fbase) == own_base())
+      sigaction(sig, &g_process->before[sig], nullptr);
+  }
 }
 
 }  // namespace
 }  // namespace ember::attach
+
+// For other copies of the agent (other_active_agent): 1 while this one has
+// a session (starting, attached, or its controller thread still running).
+extern "C" __attribute__((visibility("default"))) int ember_agent_session_active() {
+  using namespace ember::attach;
+  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
+  if (!g_process || !g_process->mu.try_lock()) return g_process ? 1 : 0;
+  bool attached = g_process->agent != nullptr;
+  g_process->mu.unlock();
+  return attached ? 1 : 0;
+}
+
+// Called by `ember trace -p` (unload_agent) in one thread of the stopped
+// process before it dlclose's the agent, once it has seen that no thread
+// runs in, or has a frame returning into, the agent's code or trampolines.
+// Returns 0 after freeing what the agent made and restoring the signal
+// dispositions, or why not: 1, a session is still on; 2, a thread still
+// has a return address replaced by a return probe (it would come back
+// through a trampoline into this library).
+extern "C" __attribute__((visibility("default"))) int ember_agent_prepare_unload() {
+  using namespace ember::attach;
+  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
+  if (!g_process) return 0;  // never had a session: nothing to undo
+  if (!g_process->mu.try_lock()) return 1;
+  std::lock_guard lock(g_process->mu, std::adopt_lock);
+  if (g_process->agent) return 1;
+  if (detail::any_outstanding_returns() || !detail::remove_unwind_guards_if_idle()) return 2;
+  g_process->retired.clear();  // runtimes (their maps and JIT code), runners
+  g_process->engine.reset();
+  restore_signals();
+  return 0;
+}

@@ -1,11 +1,15 @@
 #include "attach/inject.hpp"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <thread>
 
 #include "attach/ptrace_threads.hpp"
 #include "attach/remote_call.hpp"
@@ -76,7 +80,130 @@ Status finish(Session& s, Status st) {
   return detached;
 }
 
+// What unload_agent's thread scan counts as the agent's code: executable
+// mappings that are not exactly as they were before the injection.
+struct AgentCode {
+  std::vector<CodeRange> ranges;  // sorted
+  bool contains(uint64_t v) const {
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), v,
+                               [](uint64_t x, const CodeRange& r) { return x < r.start; });
+    return it != ranges.begin() && v < std::prev(it)->end;
+  }
+};
+
+constexpr size_t kStackScanBytes = 256 * 1024;
+
+// The signals the hook engine handles: SIGTRAP (int3 sites) and SIGRTMIN+3
+// (text_patch.cpp parks threads with it). Pending, they would reach a
+// handler that is about to be unmapped.
+uint64_t agent_signals() { return (uint64_t{1} << (SIGTRAP - 1)) | (uint64_t{1} << (SIGRTMIN + 3 - 1)); }
+
+bool agent_signal_pending(pid_t pid, const StoppedThread& t) {
+  if (t.pending_signal != 0 && ((uint64_t{1} << (t.pending_signal - 1)) & agent_signals())) return true;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(t.tid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("SigPnd:", 0) == 0 || line.rfind("ShdPnd:", 0) == 0)
+      if (std::stoull(line.substr(7), nullptr, 16) & agent_signals()) return true;
+  return false;
+}
+
+// Why a thread could still reach the agent's code, "" if none can.
+std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, const AgentCode& code,
+                            const std::vector<Mapping>& maps) {
+  std::string who = "thread " + std::to_string(t.tid);
+  if (code.contains(t.regs.rip)) return who + " is running the agent's code";
+  if (agent_signal_pending(proc.pid(), t)) return who + " has a signal for the agent's handlers pending";
+  // Its live stack, from rsp up (to the end of its mapping, at most 256 KiB):
+  // any word pointing into the agent's code may be a return address.
+  for (const auto& m : maps) {
+    if (t.regs.rsp < m.start || t.regs.rsp >= m.end) continue;
+    size_t n = std::min<uint64_t>(m.end - t.regs.rsp, kStackScanBytes) & ~size_t{7};
+    std::vector<uint64_t> words(n / 8);
+    if (!proc.read_memory(t.regs.rsp, {reinterpret_cast<uint8_t*>(words.data()), n})) break;
+    for (size_t i = 0; i < words.size(); ++i)
+      if (code.contains(words[i]))
+        return who + " has an address in the agent's code on its stack (at rsp+" + std::to_string(i * 8) +
+               ": a probed function that has not returned?)";
+    break;
+  }
+  return "";
+}
+
+enum class UnloadStep { Done, Retry };
+
+// One attempt with every thread stopped; `why` says what was in the way.
+Result<UnloadStep> try_unload(pid_t pid, const std::string& so_path, const std::vector<CodeRange>& before,
+                              std::string* why) {
+  auto s = open_session(pid);
+  if (!s) return s.error();
+  auto maps = process_mappings(pid);
+  if (!maps) return maps.error();
+  AgentCode code;
+  for (const auto& m : *maps)
+    if (m.executable() && std::find(before.begin(), before.end(), CodeRange{m.start, m.end}) == before.end())
+      code.ranges.push_back({m.start, m.end});
+  for (const auto& t : s->proc.threads())
+    if (std::string w = thread_in_agent(s->proc, t, code, *maps); !w.empty()) {
+      *why = w;
+      return UnloadStep::Retry;
+    }
+  auto prepare = remote_function(pid, so_path, "ember_agent_prepare_unload");
+  if (!prepare) return finish(*s, prepare.error()).error();
+  auto rc = remote_call(s->proc, s->tid, *prepare, {});
+  if (!rc) return finish(*s, rc.error()).error();
+  if (static_cast<int>(*rc) != 0) {
+    *why = static_cast<int>(*rc) == 1 ? "its session is not over (another ember trace attached to it?)"
+                                      : "a thread is inside a function probed by a uretprobe that has not "
+                                        "returned (its return address leads into the agent)";
+    return UnloadStep::Retry;
+  }
+  auto handle = remote_call(s->proc, s->tid, s->api.dlopen, {so_path, uint64_t{RTLD_NOW | RTLD_NOLOAD}});
+  if (!handle) return finish(*s, handle.error()).error();
+  if (*handle == 0) return finish(*s, fail("process ", pid, ": ", so_path, " is not loaded")).error();
+  for (int i = 0; i < 2; ++i) {
+    auto closed = remote_call(s->proc, s->tid, s->api.dlclose, {*handle});
+    if (!closed) return finish(*s, closed.error()).error();
+    if (static_cast<int>(*closed) != 0)
+      return finish(*s, fail("process ", pid, ": dlclose(", so_path, ") failed: ", remote_dlerror(*s)))
+          .error();
+  }
+  if (auto st = finish(*s, ok_status()); !st) return st.error();
+  return UnloadStep::Done;
+}
+
 }  // namespace
+
+Result<std::vector<CodeRange>> code_ranges(pid_t pid) {
+  auto maps = process_mappings(pid);
+  if (!maps) return maps.error();
+  std::vector<CodeRange> out;
+  for (const auto& m : *maps)
+    if (m.executable()) out.push_back({m.start, m.end});
+  return out;
+}
+
+Status unload_agent(pid_t pid, const std::string& so_path, const std::vector<CodeRange>& before,
+                    std::chrono::milliseconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  std::string why;
+  for (;;) {
+    auto step = try_unload(pid, so_path, before, &why);
+    if (!step) return fail("unloading the agent from process ", pid, ": ", step.error().message);
+    if (*step == UnloadStep::Done) break;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return fail("the agent stays loaded in process ", pid, " (detached, idle): ", why);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto maps = process_mappings(pid);
+  if (!maps) return maps.error();
+  for (const auto& m : *maps)
+    if (m.path == so_path)
+      return fail("process ", pid, ": ", so_path,
+                  " stays mapped (detached, idle) after dlclose: the C library keeps a library while live "
+                  "threads have thread_local destructors of it pending (threads that ran a probe)");
+  return ok_status();
+}
 
 Status inject_library(pid_t pid, const std::string& so_path) {
   if (auto st = check_library(so_path); !st) return st.error();

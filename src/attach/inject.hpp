@@ -12,7 +12,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ember/result.hpp"
 
@@ -35,5 +38,33 @@ Status inject_library(pid_t pid, const std::string& so_path);
 // The library's destructors run and it is unmapped unless the program holds
 // references of its own (or the library is RTLD_NODELETE / has unique symbols).
 Status unload_library(pid_t pid, const std::string& so_path);
+
+// Executable ranges of process `pid` (its /proc/PID/maps), to be given to
+// unload_agent: what was there before the agent came.
+struct CodeRange {
+  uintptr_t start = 0, end = 0;
+  friend bool operator==(const CodeRange&, const CodeRange&) = default;
+};
+Result<std::vector<CodeRange>> code_ranges(pid_t pid);
+
+// Undoes the injection of Ember's agent (`ember trace -p` when it detaches),
+// once the agent has detached its hooks: the process as it was, without
+// the library. Safe only when no thread can ever run the agent's code
+// again, so with every thread stopped it checks that none
+//  - runs code that appeared since `before` (the agent, its trampolines,
+//    its JIT-compiled programs), or has a word pointing into such code on
+//    its live stack (a return address into a trampoline or the agent: a
+//    uretprobe's replaced return address, a SIGTRAP handler's frame), or
+//    has a SIGTRAP or SIGRTMIN+3 pending (the agent's handlers go);
+// then asks the agent (ember_agent_prepare_unload, in the target) whether
+// its session is over and no shadow-stack return is outstanding, which
+// frees what it made and restores the signal dispositions; then dlclose. It
+// retries for about `patience` while any of that says "not yet". Errors:
+// it could not be done (the reason; the agent stays loaded, idle and
+// harmless), or dlclose left it mapped (the C library keeps a library
+// while live threads have thread_local destructors of it pending: threads
+// that ran a probe).
+Status unload_agent(pid_t pid, const std::string& so_path, const std::vector<CodeRange>& before,
+                    std::chrono::milliseconds patience = std::chrono::seconds(3));
 
 }  // namespace ember::attach

@@ -125,6 +125,22 @@ Result<uint64_t> dynsym_file_offset(const std::string& path, std::string_view na
   return fail(path, ": no function ", name, " in .dynsym");
 }
 
+Result<uintptr_t> remote_function(pid_t pid, const std::string& library, std::string_view name) {
+  auto off = dynsym_file_offset(host_path(pid, library), name);
+  if (!off) return off.error();
+  auto maps = read_maps(pid);
+  if (!maps) return maps.error();
+  return offset_to_address(*maps, library, *off, pid);
+}
+
+Result<std::vector<Mapping>> process_mappings(pid_t pid) {
+  auto maps = read_maps(pid);
+  if (!maps) return maps.error();
+  std::vector<Mapping> out;
+  for (auto& m : *maps) out.push_back({m.start, m.end, m.offset, std::move(m.perms), std::move(m.path)});
+  return out;
+}
+
 Status check_x86_64(pid_t pid) {
   std::string exe = "/proc/" + std::to_string(pid) + "/exe";
   std::ifstream in(exe, std::ios::binary);

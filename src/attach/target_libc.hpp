@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ember/result.hpp"
 
@@ -26,6 +27,19 @@ Result<TargetLoaderApi> find_loader_api(pid_t pid);
 // (.dynsym; the first match, whatever its version: glibc keeps its old and
 // new versions of dlopen at one address).
 Result<uint64_t> dynsym_file_offset(const std::string& path, std::string_view name);
+
+// The address of function `name` (its .dynsym) of `library` (a path as
+// /proc/PID/maps names it) in process `pid`.
+Result<uintptr_t> remote_function(pid_t pid, const std::string& library, std::string_view name);
+
+// The mappings of process `pid` (/proc/PID/maps).
+struct Mapping {
+  uintptr_t start = 0, end = 0;
+  uint64_t offset = 0;
+  std::string perms, path;
+  bool executable() const { return perms.find('x') != std::string::npos; }
+};
+Result<std::vector<Mapping>> process_mappings(pid_t pid);
 
 // Checks that process `pid` runs x86-64 code (its /proc/PID/exe).
 Status check_x86_64(pid_t pid);

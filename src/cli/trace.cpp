@@ -5,6 +5,15 @@
 // target untouched; then the agent (libember_agent.so) is preloaded into a
 // new COMMAND or injected into process PID, attaches the probes and
 // publishes the maps, which this side opens and streams from.
+//
+// With -p the process is left as it was found: on Ctrl-C the agent detaches
+// every hook, then this side unloads it (attach::unload_agent checks that no
+// thread can still reach its code; if one can, e.g. a thread inside a
+// uretprobe'd function that has not returned, the agent stays loaded, idle,
+// and a warning says why). One session at a time per process: the agent of
+// a second `ember trace -p` refuses to start while another has a session
+// (two hook engines would patch the same code over each other) and is
+// unloaded again.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -230,6 +239,7 @@ class Tracer {
   void detach_all();
   void finish();
   bool target_alive();
+  void unload_injected();
 
   const TraceArgs& t_;
   TraceServer server_;
@@ -241,11 +251,14 @@ class Tracer {
   std::thread injector_;
   std::string inject_error_;
   std::atomic<bool> inject_done_{false};
+  std::string injected_;                        // -p: the agent file injected
+  bool injected_copy_ = false;                  // a copy made for this session (to remove)
+  std::vector<attach::CodeRange> code_before_;  // -p: the target's code before the agent
 };
 
 void Tracer::on_line(AgentConn& a, const std::string& line) {
   if (line.empty()) {  // the connection ended: the process exited or detached
-    if (a.pid == target_ && target_) target_gone_ = true;
+    if (a.pid == target_ && target_ && !a.detached) target_gone_ = true;
     return;
   }
   auto l = attach::split_agent_line(line);
@@ -312,6 +325,17 @@ void Tracer::detach_all() {
   }
 }
 
+// -p: takes the agent out of the target again once it has detached (or
+// refused to start); the target is left running either way.
+void Tracer::unload_injected() {
+  if (injector_.joinable()) injector_.join();
+  if (injected_.empty() || !inject_error_.empty() || target_gone_ || kill(t_.pid, 0) != 0) return;
+  if (auto st = attach::unload_agent(t_.pid, injected_, code_before_); !st)
+    std::fprintf(stderr, "ember: trace: warning: %s\n", st.error().message.c_str());
+  if (injected_copy_) unlink(injected_.c_str());  // a mapping that stays keeps its file's data
+  injected_.clear();
+}
+
 // Last events, the maps (--interval), then the histograms asked for.
 void Tracer::finish() {
   out_.poll(0);
@@ -342,6 +366,9 @@ int Tracer::run(const Checked& c) {
   if (t_.pid) {
     auto agent = agent_for_inject(t_.pid, c.agent);
     if (!agent) return error(agent.error().message);
+    injected_ = *agent;
+    injected_copy_ = *agent != c.agent;
+    if (auto code = attach::code_ranges(t_.pid)) code_before_ = std::move(*code);  // none: no unload
     injector_ = std::thread([this, so = *agent] {
       auto st = attach::inject_library(t_.pid, so);
       if (!st) inject_error_ = st.error().message;
@@ -355,8 +382,11 @@ int Tracer::run(const Checked& c) {
   bool ready = wait_for_first_agent(kAgentTimeoutMs);
   if (t_.pid && !ready) {
     if (injector_.joinable()) injector_.join();
-    return error(inject_error_.empty() ? "the agent did not report from pid " + std::to_string(t_.pid)
-                                       : inject_error_);
+    std::string why =
+        inject_error_.empty() ? "the agent did not report from pid " + std::to_string(t_.pid) : inject_error_;
+    if (!failed_ && !g_interrupted) detach_all();  // one that reports later must not stay attached
+    unload_injected();
+    return error(why);
   }
   if (!ready && child_) {
     // The command runs without probes (a static executable ignores
@@ -383,6 +413,7 @@ int Tracer::run(const Checked& c) {
   server_.poll(0, cb);  // stats the agents sent
   if (injector_.joinable()) injector_.join();
   if (!inject_error_.empty()) error(inject_error_);
+  if (t_.pid) unload_injected();
   finish();
   if (!child_) return 0;
   if (g_interrupted && child_status_ < 0) {
