@@ -67,6 +67,21 @@ void move_delta(Reg& r, const Scalar& by, bool sub) {
   if (r.dmin <= -kMax || r.dmax >= kMax) r.epoch = 0;
 }
 
+// A copy of a scalar moved by a constant stays linked to the others at a
+// known distance (Reg::off), so that a branch on one bounds all (the
+// kernel's BPF_ADD_CONST links, sync_linked_regs: `r7 = r4; r7 += 14;
+// if r7 > r2` bounds r4 too). 64-bit wrapping arithmetic keeps the relation
+// exact for any constant; the distance must fit Reg::off.
+bool keep_link(Reg& dst, const Scalar& by, bool sub) {
+  if (!dst.id || !by.is_const()) return false;
+  int64_t d = static_cast<int64_t>(by.const_value());
+  if (sub) d = d == INT64_MIN ? d : -d;
+  int64_t off = int64_t{dst.off} + d;
+  if (d < INT32_MIN || d > INT32_MAX || off < INT32_MIN || off > INT32_MAX) return false;
+  dst.off = static_cast<int32_t>(off);
+  return true;
+}
+
 }  // namespace
 
 // dst OP= src where one side is a pointer.
@@ -190,14 +205,17 @@ Step Analyzer::alu(State& s, const Inst& in) {
       // Copies of one unknown value share an id: a branch on one narrows
       // both (the kernel's find_equal_scalars).
       uint32_t id = 0;
+      int32_t link_off = 0;
       if (!movsx && is64 && info.form == Form::AluReg && !v.is_const()) {
         Reg& sr = s.reg(in.src);
-        if (!sr.id) sr.id = new_id();
+        if (!sr.id) sr.id = new_id(), sr.off = 0;
         id = sr.id;
+        link_off = sr.off;
       }
       Reg from = src;
       dst = Reg::scalar(v);
       dst.id = id;
+      dst.off = link_off;
       // A 32-bit copy of a value that fits in 32 bits is the value.
       if (!movsx && (is64 || from.val.umax <= 0xffffffffull))
         dst.epoch = from.epoch, dst.dslot = from.dslot, dst.dmin = from.dmin, dst.dmax = from.dmax;
@@ -217,8 +235,10 @@ Step Analyzer::alu(State& s, const Inst& in) {
     move_delta(dst, src.val, sub);
   else
     dst.epoch = 0;
+  // A 32-bit add that cannot wrap computes what the 64-bit one would.
+  bool linked = (add || sub) && (is64 || fits32) && keep_link(dst, src.val, sub);
   dst.val = verifier::alu(op, dst.val, src.val, is64);
-  dst.id = 0;
+  if (!linked) dst.id = 0, dst.off = 0;
   dst.origin = s.pc + 1;
   return std::nullopt;
 }

@@ -42,11 +42,17 @@ JmpOp mirror(JmpOp op) {
   }
 }
 
-// Copies of a scalar (same id) learn what it learnt.
+// Copies of a scalar (same id) learn what it learnt, each at its distance
+// from it (Reg::off: the kernel's sync_linked_regs).
 void share_scalar(State& s, const Reg& r) {
   if (!r.id) return;
+  Reg known = r;
   for_each_reg(s, [&](Reg& o) {
-    if (o.kind == Kind::Scalar && o.id == r.id) o.val = r.val;
+    if (o.kind != Kind::Scalar || o.id != known.id) return;
+    if (o.off == known.off)
+      o.val = known.val;
+    else
+      o.val = alu(AluOp::Add, known.val, Scalar::constant(static_cast<uint64_t>(int64_t{o.off} - known.off)), true);
   });
 }
 

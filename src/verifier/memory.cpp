@@ -327,7 +327,7 @@ Step Analyzer::load(State& s, const Inst& in) {
   if (Step e = access(s, in.src, in.off, size, Access::Read, nullptr, &v)) return e;
   bool sext = in.info().llvm[0] == 's';
   if (sext && v.kind == Kind::Scalar) v.val = movsx(v.val, static_cast<uint8_t>(size * 8), true);
-  if (v.kind == Kind::Scalar) v.id = 0;
+  if (v.kind == Kind::Scalar) v.id = 0, v.off = 0;
   v.origin = is_pointer(v.kind) && v.origin ? v.origin : s.pc + 1;
   s.reg(in.dst) = v;
   return std::nullopt;

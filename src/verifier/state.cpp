@@ -65,7 +65,8 @@ bool reg_includes(const Reg& o, const Reg& c, IdMap& ids, bool exact) {
   if (!epoch_includes(o, c, exact)) return false;
   if (o.kind != c.kind) return false;
   if (exact ? !(o.val == c.val) : !o.val.includes(c.val)) return false;
-  if (o.kind == Kind::Scalar) return ids.match(o.id, c.id);
+  // Linked scalars: the distances the old state relied on hold too.
+  if (o.kind == Kind::Scalar) return ids.match(o.id, c.id) && (!o.id || o.off == c.off);
   if (o.maybe_null != c.maybe_null || o.inner_map != c.inner_map || o.rdonly != c.rdonly ||
       o.frame != c.frame || o.map != c.map || o.size != c.size || o.target != c.target || o.off != c.off)
     return false;
@@ -147,6 +148,13 @@ Reg merge_reg(const Reg& o, const Reg& c, Merge how, const Thresholds* t) {
   if (o.kind != c.kind) return Reg{};
   if (c.kind == Kind::NotInit) return c;
   Reg w = c;
+  if (c.kind == Kind::Scalar) {
+    // Reg::off of a scalar is its distance from linked copies: a link held
+    // at different distances holds in neither (fix_ids drops it).
+    w.val = how == Merge::Join ? o.val.join(c.val) : o.val.widen(c.val, t);
+    if (o.off != c.off) w.id = 0, w.off = 0;
+    return w;
+  }
   Scalar ov = o.val, cv = c.val;
   int32_t orange = o.range, crange = c.range;
   if (o.off != c.off) {
@@ -160,7 +168,6 @@ Reg merge_reg(const Reg& o, const Reg& c, Merge how, const Thresholds* t) {
     crange = std::max(0, crange - (c.off - w.off));
   }
   w.val = how == Merge::Join ? ov.join(cv) : ov.widen(cv, t);
-  if (c.kind == Kind::Scalar) return w;
   if (o.maybe_null != c.maybe_null || o.inner_map != c.inner_map || o.rdonly != c.rdonly ||
       o.frame != c.frame || o.map != c.map || o.size != c.size || o.target != c.target ||
       (o.ref != 0) != (c.ref != 0))
@@ -233,7 +240,11 @@ void fix_ids(const State& old, State& cur, uint32_t (*fresh_id)(void*), void* id
     for (auto [v, good] : verdicts)
       if (v == id) ok = good, known = true;
     if (!known) verdicts.emplace_back(id, ok = consistent(id));
-    if (!ok) r->id = r->kind == Kind::Scalar ? 0 : fresh_id(id_ctx);
+    if (ok) return;
+    if (r->kind == Kind::Scalar)
+      r->id = 0, r->off = 0;
+    else
+      r->id = fresh_id(id_ctx);
   });
 }
 
