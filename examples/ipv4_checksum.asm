@@ -34,16 +34,19 @@ bad:
 mov %r0, -1
 exit
 
-# fold(r1): add the carries back in and complement, as RFC 1071 does.
+# fold(r1): add the carries back in and complement, as RFC 1071 does. The
+# sum of at most 30 words is below 2^21, so two folds leave 16 bits: no
+# loop (a "fold until no carry" loop is rejected by ember run's verifier,
+# as by the kernel's: its abstract state repeats, so it cannot be proven to
+# end).
 fold:
 mov %r0, %r1
-carry:
-mov %r2, %r0
-rsh %r2, 16
-jeq %r2, 0, done
+rsh %r1, 16
 and %r0, 0xffff
-add %r0, %r2
-ja carry
-done:
+add %r0, %r1
+mov %r1, %r0
+rsh %r1, 16
+and %r0, 0xffff
+add %r0, %r1
 xor %r0, 0xffff
 exit

@@ -118,13 +118,34 @@ TEST(Cli, AssemblerErrorsNameTheLine) {
   EXPECT_TRUE(has(o, "line 1")) << o.text;
 }
 
+// Raw code runs only after the verifier accepts it for the memory given;
+// --unverified is the explicit way around, in checked mode.
+TEST(Cli, RawRunIsVerifiedForTheMemoryGiven) {
+  auto f = temp_file("read8.asm", "ldxdw %r0, [%r1+0]\nexit\n");
+  auto ok = ember("run " + f + " --mem '01 02 03 04 05 06 07 08'");
+  EXPECT_EQ(ok.status, 0) << ok.text;
+  EXPECT_EQ(ok.text, "0x807060504030201\n");
+  auto interp = ember("run " + f + " --mem '01 02 03 04 05 06 07 08' --interp");
+  EXPECT_EQ(interp.text, ok.text);
+  // Four bytes are not enough for an 8-byte read: rejected before it runs.
+  auto short_mem = ember("run " + f + " --mem '01 02 03 04'");
+  EXPECT_EQ(short_mem.status, 1) << short_mem.text;
+  EXPECT_TRUE(has(short_mem, "the verifier rejects it [mem-oob]: instruction 0")) << short_mem.text;
+  EXPECT_TRUE(has(short_mem, "--unverified runs it anyway")) << short_mem.text;
+  EXPECT_FALSE(has(short_mem, "0x")) << short_mem.text;
+  auto loop = temp_file("forever.asm", "mov %r0, 0\nja -1\n");
+  auto l = ember("run " + loop);
+  EXPECT_EQ(l.status, 1);
+  EXPECT_TRUE(has(l, "[unbounded-loop]: instruction 1")) << l.text;
+}
+
 TEST(Cli, CheckedModeFaultIsAnErrorNotACrash) {
   auto f = temp_file("fault.asm", "ldxdw %r0, [%r1+0]\nexit\n");
-  auto o = ember("run " + f);
+  auto o = ember("run " + f + " --unverified");
   EXPECT_EQ(o.status, 1);
   EXPECT_TRUE(has(o, "instruction 0 (r0 = *(u64 *)(r1 + 0x0)): read of 8 bytes at 0x0")) << o.text;
   auto loop = temp_file("loop.asm", "mov %r0, 0\nja -1\n");
-  o = ember("run " + loop + " --budget 10000");
+  o = ember("run " + loop + " --unverified --budget 10000");
   EXPECT_EQ(o.status, 1);
   EXPECT_TRUE(has(o, "instruction budget of 10000 exhausted")) << o.text;
 }

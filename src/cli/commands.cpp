@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include "cli/disasm_jited.hpp"
 #include "cli/io.hpp"
 #include "cli/run_object.hpp"
+#include "cli/run_raw.hpp"
 #include "ember/asm.hpp"
 #include "ember/elf.hpp"
 #include "ember/helpers.hpp"
@@ -196,36 +196,6 @@ int cmd_disasm(const std::vector<std::string>& argv) {
 
 namespace {
 
-// --trace: each executed instruction, then the registers it changed.
-class TracePrinter {
- public:
-  explicit TracePrinter(const Program& prog) : prog_(prog) {}
-  void step(const TraceStep& s) {
-    flush(s.regs);
-    pending_ = true;
-    pc_ = s.pc;
-    frame_ = s.frame;
-    std::copy(s.regs, s.regs + kNumRegs, before_.begin());
-  }
-  // Prints the pending instruction with what changed since it started.
-  void flush(const uint64_t* now) {
-    if (!pending_) return;
-    std::printf("%5zu:%*s %-40s", pc_, frame_ * 2, "", disassemble_insn(prog_.insts[pc_], pc_).c_str());
-    if (now)
-      for (int r = 0; r < kNumRegs; ++r)
-        if (now[r] != before_[r]) std::printf(" r%d=0x%" PRIx64, r, now[r]);
-    std::printf("\n");
-    pending_ = false;
-  }
-
- private:
-  const Program& prog_;
-  bool pending_ = false;
-  size_t pc_ = 0;
-  int frame_ = 0;
-  std::array<uint64_t, kNumRegs> before_{};
-};
-
 Result<std::vector<uint8_t>> memory_flag(const Args& a) {
   if (a.has("--mem") && a.has("--mem-file")) return fail("run: give --mem or --mem-file, not both");
   if (auto hex = a.get("--mem")) return parse_hex(*hex, "--mem");
@@ -308,33 +278,24 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (is_object(*a) && !a->has("--trace")) return run_object_cmd(*a);
   auto code = load_single(*a, "run");
   if (!code) return error(code.error().message);
+  RawRunOptions o;
   auto mem = memory_flag(*a);
   if (!mem) return error(mem.error().message);
-  auto prog = decode(code->insns);
-  if (!prog) return error(code->origin + ": " + prog.error().message);
-  HelperTable helpers = default_helper_table();
-  auto interp = Interpreter::create(*prog, helpers);
-  if (!interp) return error(code->origin + ": " + interp.error().message);
-  RunOptions opts;
-  opts.checked = true;  // nothing here has passed a verifier yet
+  o.mem = std::move(*mem);
   if (auto b = a->get("--budget")) {
     auto v = parse_number(*b, "--budget");
     if (!v) return error(v.error().message, 2);
-    opts.insn_budget = *v;
+    o.budget = *v;
   }
   if (auto s = a->get("--seed")) {
     auto v = parse_number(*s, "--seed");
     if (!v) return error(v.error().message, 2);
-    opts.random_seed = *v;
+    o.seed = *v;
   }
-  TracePrinter tracer(*prog);
-  if (a->has("--trace")) opts.trace = [&](const TraceStep& s) { tracer.step(s); };
-  auto r0 = interp->run(RunInput::memory(*mem), opts);
-  if (a->has("--trace")) tracer.flush(nullptr);  // the exit, or the instruction that faulted
-  std::fflush(stdout);
-  if (!r0) return error(code->origin + ": " + r0.error().message);
-  std::printf("0x%" PRIx64 "\n", *r0);
-  return 0;
+  o.trace = a->has("--trace");
+  o.interp = a->has("--interp");
+  o.unverified = a->has("--unverified");
+  return run_raw(*code, o);
 }
 
 int cmd_check(const std::vector<std::string>& argv) {
@@ -435,14 +396,19 @@ const std::vector<Command>& commands() {
        "  large enough --ctx-in; other program types run in checked mode for now.\n"
        "  The output (and -j) says which engine ran and why.\n"
        "\n"
-       "usage: ember run FILE [--mem HEX | --mem-file F] [--trace] [--budget N] [--seed N]\n"
-       "                 [--format auto|raw|hex|asm|elf] [--section NAME]\n"
-       "  Runs FILE in the interpreter's checked mode (every memory access bounded,\n"
-       "  at most --budget instructions, default 100000000) with r1 = the memory and\n"
-       "  r2 = its length, and prints r0 in hex.\n"
+       "usage: ember run FILE [--mem HEX | --mem-file F] [--interp] [--unverified] [--trace]\n"
+       "                 [--budget N] [--seed N] [--format auto|raw|hex|asm|elf] [--section NAME]\n"
+       "  Runs raw code FILE with r1 = the memory and r2 = its length (as\n"
+       "  bpf_conformance does) and prints r0 in hex. The verifier must accept it\n"
+       "  first, for exactly that much memory; then it runs in the JIT (--interp: the\n"
+       "  interpreter's fast mode). A rejection is explained, exit status 1.\n"
+       "  --unverified    run it without the verifier, in the interpreter's checked\n"
+       "                  mode (every memory access bounded, at most --budget\n"
+       "                  instructions, default 100000000)\n"
        "  --mem HEX       the memory as hex bytes ('00 01 02' or '000102')\n"
        "  --mem-file F    the memory from a file\n"
        "  --trace         print each executed instruction and the registers it changed\n"
+       "                  (in checked mode, after the verifier)\n"
        "  --seed N        seed of bpf_get_prandom_u32 (default: from the clock)\n"
        "  --section NAME  for an ELF object: the program (SEC() name or function name),\n"
        "                  linked with the .text subprograms it calls\n",
