@@ -331,6 +331,28 @@ JitTableSpec table_spec(const std::string& generated_row) {
   return s;
 }
 
+// --dump-code=DIR: writes each program's native code as DIR/NAME.ember.bin
+// (and NAME.dpdk.bin) for `objdump -D -b binary -mi386:x86-64`, then exits.
+int dump_code(const std::vector<std::unique_ptr<Loaded>>& loaded, const std::string& dir) {
+  auto write = [&](const std::string& name, const void* p, size_t n) {
+    std::FILE* f = std::fopen((dir + "/" + name).c_str(), "wb");
+    if (!f) return false;
+    std::fwrite(p, 1, n, f);
+    return std::fclose(f) == 0;
+  };
+  for (const auto& l : loaded) {
+    const std::string& n = l->spec.base.name;
+    if (l->jit && !write(n + ".ember.bin", l->jit->code().data(), l->jit->code().size()))
+      return std::fprintf(stderr, "error: cannot write to %s\n", dir.c_str()), 1;
+#ifdef EMBER_HAVE_DPDK
+    rte_bpf_jit j{};
+    if (l->dpdk && rte_bpf_get_jit(l->dpdk, &j) == 0 && j.func)
+      write(n + ".dpdk.bin", reinterpret_cast<const void*>(j.func), j.sz);
+#endif
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace ember::bench
 
@@ -346,6 +368,8 @@ int main(int argc, char** argv) {
     if (!l) return std::fprintf(stderr, "error: %s\n", l.error().message.c_str()), 1;
     loaded.push_back(std::move(*l));
   }
+  for (int a = 1; a < argc; ++a)
+    if (std::strncmp(argv[a], "--dump-code=", 12) == 0) return dump_code(loaded, argv[a] + 12);
   for (auto& l : loaded) register_program(l.get());
   auto generated = load_generated();
   if (!generated) return std::fprintf(stderr, "error: %s\n", generated.error().message.c_str()), 1;

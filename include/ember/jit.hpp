@@ -118,14 +118,31 @@ class JitRunner {
   JitRunner& operator=(const JitRunner&) = delete;
 
   // r0, or the error the run ended with. `in` must stay valid during it.
-  Result<uint64_t> run(const RunInput& in);
+  // Inline: a run of a program without tail calls or packet loads is one
+  // call into the JIT code's lean entry and a test of the error word.
+  Result<uint64_t> run(const RunInput& in) {
+    if (slow_) [[unlikely]]
+      return run_slow(in);
+    frame_->input = &in;
+    const uint64_t r0 = entry0_(frame_, reinterpret_cast<uint64_t>(in.ctx), in.ctx_size);
+    if (*err_kind_ != 0) [[unlikely]]
+      return failed();
+    return r0;
+  }
   // What bpf_get_attach_cookie and bpf_get_func_ip return from now on.
   void set_attach(uint64_t cookie, uint64_t func_ip);
 
  private:
   struct State;
+  Result<uint64_t> run_slow(const RunInput& in);
+  [[gnu::noinline, gnu::cold]] Result<uint64_t> failed();
   const JitProgram* prog_;
   std::unique_ptr<State> s_;
+  // Copies of what run() needs from s_, so that it reads no more than this.
+  HelperCall* frame_;
+  uint64_t (*entry0_)(HelperCall* frame, uint64_t r1, uint64_t r2);
+  const uint32_t* err_kind_;
+  bool slow_;  // the code may tail-call or load packet bytes: run_slow()
 };
 
 }  // namespace ember

@@ -6,6 +6,7 @@
 
 #include <x86intrin.h>
 
+#include <cassert>
 #include <cstring>
 
 #include "ember/asm.hpp"
@@ -159,51 +160,103 @@ int Codegen::target_label(size_t target) {
   return error_stub(kErrDeadInsn, static_cast<uint32_t>(target));
 }
 
-// Entry: uint64_t (*)(HelperCall* frame, const void* code). Saves the
-// callee-saved registers, loads r1-r5 and r10 from the frame, and calls the
-// code of the instruction where the run starts; that code's `exit` returns
-// here. The error exit restores rsp from the frame, from any call depth.
+// Entry: uint64_t (*)(HelperCall* frame, const void* code), for runs from
+// any instruction but 0 (callbacks; runs from 0 call the lean entry through
+// it). Saves the callee-saved registers the code uses, loads r1-r5 and r10
+// from the frame, and calls the code of the instruction where the run
+// starts; that code's `exit` returns here. The error exit (emit_stubs())
+// restores rsp from the frame, from any call depth, and comes here too.
 void Codegen::emit_trampoline() {
   e_.ensure(256);
-  static constexpr Reg kSaved[] = {RBP, RBX, R12, R13, R14, R15};
-  for (Reg r : kSaved) e_.push(r);  // with the return address: rsp = 8 mod 16
+  in_trampoline_ = true;
+  for (Reg r : saved_full_) e_.push(r);  // with the return address: rsp = 8 mod 16
   e_.mov(true, kCallReg, RDI);
   e_.mov(true, kTmp, RSI);
   e_.store(8, frame(off_.saved_rsp), RSP);
   for (int r = 1; r <= 5; ++r)
     e_.load(8, false, reg(static_cast<uint8_t>(r)), frame(off_.args + 8 * (r - 1)));
   e_.load(8, false, RBP, frame(off_.fp));
-  // Registers start at 0, as in the interpreter.
-  for (Reg r : {RAX, RBX, R13, R14, R15}) e_.zero(r);
+  // Registers start at 0, as in the interpreter (those the code mentions).
+  e_.zero(RAX);
+  for (uint8_t r = 6; r <= 9; ++r)
+    if (mentioned_ & (1u << r)) e_.zero(reg(r));
   e_.call(kTmp);  // the code runs with rsp = 0 mod 16
   e_.bind(exit_label_);
-  for (int k = 5; k >= 0; --k) e_.pop(kSaved[k]);
+  for (size_t k = saved_full_.size(); k-- > 0;) e_.pop(saved_full_[k]);
   e_.ret();
-  e_.bind(error_exit_label_);
-  e_.load(8, false, RSP, frame(off_.saved_rsp));
-  e_.jmp(exit_label_);
+  in_trampoline_ = false;
+}
+
+// Entry: uint64_t (*)(HelperCall* frame, uint64_t r1, uint64_t r2), for
+// runs from instruction 0 (JitRunner, and the trampoline above): r1 and r2
+// arrive where the code wants them (rsi, rdx); the entry saves only the
+// callee-saved registers the code uses, sets r12 and r10 only if the code
+// needs them, and zeroes only the registers some path reads before writing
+// (analyze_registers()). Then it falls into instruction 0 when the main
+// function's exits can undo it themselves (direct_), else it calls it. An
+// empty program is its own entry.
+void Codegen::emit_lean_entry() {
+  e_.ensure(256);
+  in_trampoline_ = true;
+  entry0_offset_ = static_cast<uint32_t>(e_.size());
+  for (Reg r : saved_lean_) e_.push(r);
+  if (needs_frame_) {
+    e_.mov(true, kCallReg, RDI);
+    e_.store(8, frame(off_.saved_rsp), RSP);
+  }
+  if (needs_fp_) e_.load(8, false, RBP, Mem{RDI, off_.fp});
+  for (uint8_t r : {0, 3, 4, 5, 6, 7, 8, 9})
+    if (entry_live_ & (1u << r)) e_.zero(reg(r));
+  if (pad_lean_) e_.push(kTmp);
+  in_trampoline_ = false;
+  if (direct_) return;  // instruction 0 comes next
+  e_.call(target_label(0));
+  for (size_t k = saved_lean_.size(); k-- > 0;) e_.pop(saved_lean_[k]);
+  e_.ret();
+}
+
+// An exit returns to whoever called the function; the main function's,
+// when the lean entry fell into it, undoes that entry.
+void Codegen::emit_exit(size_t i) {
+  if (direct_ && main_exit_[i]) {
+    if (pad_lean_) e_.pop(kTmp);
+    for (size_t k = saved_lean_.size(); k-- > 0;) e_.pop(saved_lean_[k]);
+  }
+  e_.ret();
 }
 
 void Codegen::emit_stubs() {
   e_.ensure(64);
-  // A tail call succeeded: run the target, return its r0 from this function.
-  e_.bind(tail_stub_label_);
-  e_.mov(true, RDI, kCallReg);
-  e_.mov_imm(RAX, reinterpret_cast<uint64_t>(&tail_call_thunk));
-  e_.call(RAX);
-  e_.alu(Alu::Cmp, false, frame(off_.err_kind), 0);
-  e_.jcc(Cond::NE, error_exit_label_);
-  e_.ret();
-  // ld_abs/ld_ind out of bounds: the program ends with r0 = 0.
-  e_.bind(packet_fail_label_);
-  e_.zero(RAX);
-  e_.jmp(error_exit_label_);
+  if (may_tail_call_) {
+    // A tail call succeeded: run the target, return its r0 from this function.
+    e_.bind(tail_stub_label_);
+    e_.mov(true, RDI, kCallReg);
+    e_.mov_imm(RAX, reinterpret_cast<uint64_t>(&tail_call_thunk));
+    e_.call(RAX);
+    e_.alu(Alu::Cmp, false, frame(off_.err_kind), 0);
+    e_.jcc(Cond::NE, error_exit_label_);
+    e_.ret();
+  }
+  if (uses_packet_) {
+    // ld_abs/ld_ind out of bounds: the program ends with r0 = 0.
+    e_.bind(packet_fail_label_);
+    e_.zero(RAX);
+    e_.jmp(error_exit_label_);
+  }
   for (const Stub& s : stubs_) {
     e_.ensure(64);
     e_.bind(s.label);
     e_.store_imm(4, frame(off_.err_insn), static_cast<int32_t>(s.insn));
     e_.store_imm(4, frame(off_.err_kind), static_cast<int32_t>(s.kind));
     e_.jmp(error_exit_label_);
+  }
+  if (needs_frame_) {
+    // Back to the entry that started the run, whichever it was: both push
+    // saved_full_ and save rsp after it (choose_saved_registers()).
+    e_.ensure(64);
+    e_.bind(error_exit_label_);
+    e_.load(8, false, RSP, frame(off_.saved_rsp));
+    e_.jmp(exit_label_);
   }
   for (const JumpTable& t : tables_) e_.offset_table(t.label, t.entries);
 }
@@ -231,15 +284,19 @@ Result<size_t> Codegen::emit_insn(size_t i) {
     case Form::CallX:
       if (auto st = emit_call(i); !st) return st.error();
       return size_t{1};
-    case Form::Exit: e_.ret(); return size_t{1};
+    case Form::Exit: emit_exit(i); return size_t{1};
   }
   return unsupported(i, "unknown instruction form");
 }
 
 Status Codegen::emit_code() {
+  e_ = Emitter{};
   e_.begin(n_ + 4);
   tables_.clear();
+  stubs_.clear();
+  frame_used_ = false;
   emit_trampoline();
+  emit_lean_entry();
   for (size_t i = 0; i < n_;) {
     if (!live_[i]) {
       ++i;
@@ -268,7 +325,17 @@ Status Codegen::emit_code() {
 
 Result<CodegenOutput> Codegen::generate() {
   if (auto st = analyze(); !st) return st.error();
+  analyze_registers();
+  analyze_functions();
+  choose_saved_registers();
   if (auto st = emit_code(); !st) return st.error();
+  if (frame_used_ && !needs_frame_) {
+    // analyze_registers() missed a use of the frame: emit again with it.
+    assert(false && "analyze_registers() must foresee every use of the frame");
+    needs_frame_ = true;
+    choose_saved_registers();
+    if (auto st = emit_code(); !st) return st.error();
+  }
   e_.finish();
   CodegenOutput out;
   out.insn_offset.assign(n_, -1);
@@ -278,6 +345,9 @@ Result<CodegenOutput> Codegen::generate() {
     out.lines.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(out.insn_offset[i])});
   }
   out.code = e_.take();
+  out.entry0_offset = entry0_offset_;
+  out.may_tail_call = may_tail_call_;
+  out.uses_packet = uses_packet_;
   return out;
 }
 

@@ -37,6 +37,11 @@ uint64_t tail_call_thunk(HelperCall* call);
 
 struct CodegenOutput {
   std::vector<uint8_t> code;
+  // The lean entry for runs from instruction 0 (emit_lean_entry()).
+  uint32_t entry0_offset = 0;
+  // Whether the code can take the tail-call path (bpf_tail_call or callx).
+  bool may_tail_call = false;
+  bool uses_packet = false;  // ld_abs/ld_ind read JitState::packet
   std::vector<JitLine> lines;
   std::vector<int64_t> insn_offset;  // per instruction slot; -1: not compiled
 };
@@ -50,6 +55,16 @@ class Codegen {
   Status analyze();
   Status emit_code();
   void emit_trampoline();
+  void emit_lean_entry();
+  // Which registers the code mentions, which are read before written from
+  // instruction 0 (jit_liveness.cpp), and whether it needs r12 (the frame).
+  void analyze_registers();
+  // Whether the lean entry can fall into instruction 0 (direct_), and which
+  // exits then end the main function (main_exit_).
+  void analyze_functions();
+  // The callee-saved registers each entry saves (analyze_functions()).
+  void choose_saved_registers();
+  void emit_exit(size_t i);
   void emit_stubs();
   // Each returns the number of instruction slots it consumed (fusions take
   // two), or an error.
@@ -73,7 +88,10 @@ class Codegen {
   void emit_callx(size_t i);
 
   Reg reg(uint8_t bpf) const { return kRegMap[bpf]; }
-  Mem frame(int32_t offset) const { return Mem{kCallReg, offset}; }
+  Mem frame(int32_t offset) {
+    frame_used_ |= !in_trampoline_;
+    return Mem{kCallReg, offset};
+  }
   bool blinding() const { return opts_.blind_constants; }
   // r = imm, through a blinded pair of instructions when blinding
   // (sign-extended to 64 bits when w).
@@ -109,6 +127,21 @@ class Codegen {
   };
   std::vector<JumpTable> tables_;
   uint64_t key_state_ = 1;
+  // Bit r for eBPF register r (analyze_registers()).
+  uint16_t mentioned_ = 0, entry_live_ = 0;
+  bool needs_frame_ = false, needs_fp_ = false, may_tail_call_ = false, uses_packet_ = false;
+  bool in_trampoline_ = false, frame_used_ = false;
+  // The lean entry jumps into the code instead of calling it; the main
+  // function's exits pop what it pushed (saved_lean_, then a padding slot
+  // if pad_lean_) and return to the entry's caller.
+  bool direct_ = false, pad_lean_ = false;
+  std::vector<uint8_t> main_exit_;
+  // Pushed by the full trampoline and by the lean entry, in this order.
+  // When the code needs the frame both push the same ones and save rsp
+  // after them, so that the error exit can unwind to either through the
+  // full trampoline's epilogue (exit_label_).
+  std::vector<Reg> saved_full_, saved_lean_;
+  uint32_t entry0_offset_ = 0;
 };
 
 }  // namespace ember::jit

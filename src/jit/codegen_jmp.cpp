@@ -116,8 +116,10 @@ size_t Codegen::emit_jump(size_t i) {
     c = negate(c);
     dest = prog_.insts[i + 1].target;
     used = 2;
-  } else if (dest == next_live(i)) {
-    return 1;  // both ways lead to the next instruction
+  } else if (dest == i + 1 && live_[i + 1]) {
+    // Both ways lead to the next instruction. (Not when the fall-through is
+    // a dead instruction: that way ends in an error stub, emit_code().)
+    return 1;
   }
   emit_compare(in, in.info().width == 64);
   e_.jcc(c, target_label(dest));

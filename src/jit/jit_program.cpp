@@ -17,16 +17,24 @@ namespace ember {
 
 struct JitProgram::Impl final : FunctionRunner {
   using EntryFn = uint64_t (*)(HelperCall* frame, const void* code);
+  using Entry0Fn = uint64_t (*)(HelperCall* frame, uint64_t r1, uint64_t r2);
 
   const Interpreter* interp = nullptr;
   jit::ExecMemory mem;
   EntryFn entry = nullptr;
+  Entry0Fn entry0 = nullptr;  // runs from instruction 0 (Codegen::emit_lean_entry)
+  bool may_tail_call = false;
+  bool uses_packet = false;
   std::vector<JitLine> lines;
   std::vector<uint64_t> code_table;  // per instruction slot: its code's address, 0 if not compiled
 
   // enter(): a run from instruction pc on frame f, setting up every field of
   // its state; execute(): a run nested in a run on f (callbacks, tail calls),
   // whose state it saves and restores around enter().
+  // pc kProgramStart: a run of the program from instruction 0 with r1 and
+  // r2 set, r3-r5 zero (a run, a tail call), through the lean entry; else
+  // a call of the function at pc with r1-r5 (callbacks).
+  static constexpr size_t kProgramStart = ~size_t{0};
   Result<uint64_t> execute(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
   Result<uint64_t> enter(jit::JitFrame& f, size_t pc, const uint64_t args[5], int frames_below) const;
   Result<uint64_t> call_function(HelperCall& parent, size_t target, const uint64_t args[5]) const override;
@@ -46,11 +54,12 @@ struct Access {
     f.func_ip = opts.func_ip;
     f.prandom_state = opts.random_seed;  // 0: bpf_get_prandom_u32 seeds it from the clock on first use
     const uint64_t args[5] = {reinterpret_cast<uint64_t>(in.ctx), in.ctx_size, 0, 0, 0};
-    return p.impl_->enter(f, 0, args, 0);  // the outermost run: no state to save
+    return p.impl_->enter(f, JitProgram::Impl::kProgramStart, args,
+                          0);  // the outermost run: no state to save
   }
   static Result<uint64_t> tail_call(const JitProgram& p, JitFrame& f, uint64_t ctx) {
     const uint64_t args[5] = {ctx, 0, 0, 0, 0};
-    return p.impl_->execute(f, 0, args, f.depth);
+    return p.impl_->execute(f, JitProgram::Impl::kProgramStart, args, f.depth);
   }
 };
 
@@ -128,7 +137,11 @@ Result<uint64_t> JitProgram::Impl::enter(jit::JitFrame& f, size_t pc, const uint
   f.depth = frames_below;
   f.interp = interp;
   f.runner = this;
-  const uint64_t r0 = entry(&f, reinterpret_cast<const void*>(code_table[pc]));
+  // The lean entry falls into instruction 0 when it can: it must be called
+  // as a C function (the trampoline's callees start at another stack
+  // alignment).
+  const uint64_t r0 = pc == kProgramStart ? entry0(&f, args[0], args[1])
+                                          : entry(&f, reinterpret_cast<const void*>(code_table[pc]));
   if (f.st.err_kind != jit::kErrNone) [[unlikely]]
     return error_of(f);
   return r0;
@@ -160,7 +173,22 @@ Result<uint64_t> JitProgram::Impl::call_function(HelperCall& parent, size_t targ
 struct JitRunner::State {
   RunOptions opts;
   jit::JitFrame f;
+  JitProgram::Impl::Entry0Fn entry0;
   alignas(16) uint8_t stack[kMaxCallFrames * kStackSize];
+
+  // What a successful run leaves as it found it (calls restore the depth,
+  // nested runs their interpreter and runner, the tail-call thunk its
+  // target) and an error exit may not: set before the first run and after
+  // each error.
+  void reset(const JitProgram::Impl& impl) {
+    f.depth = 0;
+    f.tail_target = nullptr;
+    f.interp = impl.interp;
+    f.runner = &impl;
+    f.st.tail_ctx = 0;
+    f.st.err_kind = jit::kErrNone;
+    f.nested_error.reset();
+  }
 };
 
 JitRunner::JitRunner(const JitProgram& prog, const RunOptions& opts)
@@ -184,6 +212,16 @@ JitRunner::JitRunner(const JitProgram& prog, const RunOptions& opts)
   f.st.n_helpers = helpers.size();
   for (uint64_t& a : f.st.args) a = 0;
   f.st.fp = reinterpret_cast<uint64_t>(s.stack) + sizeof s.stack;
+  f.st.packet = nullptr;
+  f.st.packet_len = 0;
+  f.input = nullptr;
+  f.tail_calls = 0;
+  s.entry0 = impl.entry0;
+  s.reset(impl);
+  frame_ = &f;
+  entry0_ = impl.entry0;
+  err_kind_ = &f.st.err_kind;
+  slow_ = impl.may_tail_call || impl.uses_packet;
 }
 
 JitRunner::~JitRunner() = default;
@@ -193,27 +231,27 @@ void JitRunner::set_attach(uint64_t cookie, uint64_t func_ip) {
   s_->opts.func_ip = s_->f.func_ip = func_ip;
 }
 
-// Only what a run changes is reset: the error, the tail-call state and the
-// interpreter/runner pair that nested runs restore on their way out.
-Result<uint64_t> JitRunner::run(const RunInput& in) {
-  const JitProgram::Impl& impl = *prog_->impl_;
-  jit::JitFrame& f = s_->f;
+// run() (jit.hpp) when the code may tail-call or load packet bytes: the
+// tail-call count and the packet are per run.
+Result<uint64_t> JitRunner::run_slow(const RunInput& in) {
+  State& s = *s_;
+  jit::JitFrame& f = s.f;
   f.input = &in;
-  f.depth = 0;
-  f.tail_target = nullptr;
   f.tail_calls = 0;
-  f.interp = impl.interp;
-  f.runner = &impl;
   f.st.packet = in.packet.data();
   f.st.packet_len = in.packet.size();
-  f.st.args[0] = reinterpret_cast<uint64_t>(in.ctx);
-  f.st.args[1] = in.ctx_size;
-  f.st.tail_ctx = 0;
-  f.st.err_kind = jit::kErrNone;
-  const uint64_t r0 = impl.entry(&f, reinterpret_cast<const void*>(impl.code_table[0]));
+  const uint64_t r0 = s.entry0(&f, reinterpret_cast<uint64_t>(in.ctx), in.ctx_size);
   if (f.st.err_kind != jit::kErrNone) [[unlikely]]
-    return impl.error_of(f);
+    return failed();
   return r0;
+}
+
+// Out of line and cold, so that the inline run() stays small.
+Result<uint64_t> JitRunner::failed() {
+  const JitProgram::Impl& impl = *prog_->impl_;
+  Error e = impl.error_of(s_->f);
+  s_->reset(impl);
+  return e;
 }
 
 JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -236,6 +274,9 @@ Result<JitProgram> JitProgram::compile(const Interpreter& interp, const JitOptio
   impl->mem = std::move(*mem);
   const auto base = reinterpret_cast<uint64_t>(impl->mem.data());
   impl->entry = reinterpret_cast<Impl::EntryFn>(base);  // the trampoline is at offset 0
+  impl->entry0 = reinterpret_cast<Impl::Entry0Fn>(base + out->entry0_offset);
+  impl->may_tail_call = out->may_tail_call;
+  impl->uses_packet = out->uses_packet;
   impl->code_table.assign(prog.insts.size(), 0);
   for (size_t i = 0; i < prog.insts.size(); ++i)
     if (out->insn_offset[i] >= 0) impl->code_table[i] = base + static_cast<uint64_t>(out->insn_offset[i]);
