@@ -5,6 +5,7 @@
 // events, bpf_printk, histogram, follow-forks on and off, the command's exit
 // status, -p with ptrace injection, Ctrl-C, and bad input that leaves the
 // command unstarted.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 
 #include "attach/agent.hpp"
 #include "attach/hooks.hpp"
+#include "attach/symbols.hpp"
 #include "cli/log2_hist.hpp"
 
 extern "C" __attribute__((noinline)) long ember_trace_test_target(long a, long b, long c, long d, long e,
@@ -162,6 +164,53 @@ TEST(Agent, AttachesInThisProcessAndRestoresEveryByte) {
   std::memcpy(&g, (*a)->object().global_data(".bss")->data(), sizeof g);
   EXPECT_EQ(g.entries, 3u) << "no run after detach";
   EXPECT_EQ(sink, 3 * 20 + 1 + 2 + 3 + 9);
+}
+
+// strlen is an IFUNC in glibc: its symbol is the resolver's, which runs
+// once at relocation. The probe goes on the implementation calls reach
+// (what dlsym resolves here), so it fires on every call; an offset into an
+// IFUNC is refused.
+TEST(Agent, AProbeOnAnIfuncHitsTheSelectedImplementation) {
+  auto libc = attach::resolve_binary("libc.so.6");
+  ASSERT_TRUE(libc) << libc.error().message;
+  auto sym = attach::lookup_symbol(*libc, "strlen");
+  ASSERT_TRUE(sym) << sym.error().message;
+  if (!sym->ifunc) GTEST_SKIP() << *libc << ": strlen is not an IFUNC here";
+  auto engine = attach::HookEngine::create();
+  ASSERT_TRUE(engine) << engine.error().message;
+  attach::AgentConfig cfg{
+      .object_path = obj_path("uprobe_regs"),
+      .probes = {"uprobe:libc.so.6:strlen=on_entry", "uretprobe:libc.so.6:strlen=on_return"},
+      .socket_path = "/nonexistent"};
+  auto a = attach::Agent::start(cfg, **engine, /*publish=*/false);
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_EQ((*a)->errors().size(), 0u) << (*a)->errors()[0];
+  auto impl = reinterpret_cast<uintptr_t>(dlsym(RTLD_DEFAULT, "strlen"));
+  ASSERT_EQ((*a)->probes().size(), 2u);
+  EXPECT_EQ((*a)->probes()[0].addr, impl) << "on the implementation, not on the resolver";
+  size_t (*volatile call)(const char*) = &strlen;
+  static const char text[] = "seventeen letters";
+  RegsGlobals before, after;
+  const void* bss = (*a)->object().global_data(".bss")->data();  // (its lookup calls strlen(".bss"))
+  std::memcpy(&before, bss, sizeof before);
+  size_t n = call(text);
+  std::memcpy(&after, bss, sizeof after);
+  ASSERT_TRUE((*a)->detach());
+  EXPECT_EQ(n, 17u);
+  EXPECT_GE(after.entries, before.entries + 1);
+  EXPECT_GE(after.returns, before.returns + 1);
+  EXPECT_EQ(after.args[0], reinterpret_cast<uint64_t>(text));
+  EXPECT_EQ(after.ret, 17u);
+  EXPECT_EQ(after.func_ip, impl);
+
+  Runtime rt(RuntimeOptions{.maps = {}, .publish = false, .trace_pipe_bytes = 0});
+  auto o = Object::open_file(rt, obj_path("uprobe_regs"));
+  ASSERT_TRUE(o);
+  ASSERT_TRUE((*o)->load());
+  auto off = attach::bind_probes(
+      **o, {"uprobe:libc.so.6:strlen+4=on_entry", "uretprobe:libc.so.6:strlen=on_return"});
+  ASSERT_FALSE(off);
+  EXPECT_NE(off.error().message.find("IFUNC"), std::string::npos) << off.error().message;
 }
 
 TEST(Agent, BindingErrorsNameWhatWasAsked) {

@@ -1,10 +1,38 @@
 #include "attach/agent.hpp"
 
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+
 #include <cctype>
 
 #include "attach/symbols.hpp"
 
 namespace ember::attach {
+namespace {
+
+// Where calls to an IFUNC symbol go in this process: the implementation its
+// resolver picked for this CPU when the dynamic loader bound it (strlen ->
+// __strlen_avx2). dlsym does that same resolution. (Kernel uprobes placed
+// by libbpf 1.1 never get here: it accepts only STT_FUNC symbols, so an
+// IFUNC name is "not found" there.)
+Result<uintptr_t> ifunc_implementation(const BoundProbe& b) {
+  std::string name = b.spec.symbol, version;
+  if (size_t at = name.find('@'); at != std::string::npos) {
+    version = name.substr(name.find_first_not_of('@', at));
+    name.resize(at);
+  }
+  char exe[PATH_MAX];
+  bool main_program = realpath("/proc/self/exe", exe) && b.binary == exe;
+  void* h = main_program ? dlopen(nullptr, RTLD_LAZY) : dlopen(b.binary.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (!h) return fail("IFUNC ", b.spec.symbol, ": ", b.binary, " is not loaded here");
+  void* impl = version.empty() ? dlsym(h, name.c_str()) : dlvsym(h, name.c_str(), version.c_str());
+  dlclose(h);
+  if (!impl) return fail("IFUNC ", b.spec.symbol, ": the dynamic loader does not resolve it in ", b.binary);
+  return reinterpret_cast<uintptr_t>(impl);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& cfg, HookEngine& engine, bool publish) {
   auto a = std::unique_ptr<Agent>(new Agent());
@@ -81,7 +109,7 @@ Status Agent::fill_usdt_spec(const UsdtNote& note, uint32_t spec_id, uintptr_t i
 }
 
 void Agent::attach_one(const BoundProbe& b, uint64_t file_offset, uint64_t cookie, uint16_t* semaphore) {
-  auto addr = file_offset_to_address(b.binary, file_offset);
+  auto addr = b.ifunc ? ifunc_implementation(b) : file_offset_to_address(b.binary, file_offset);
   if (!addr) {
     errors_.push_back(b.describe() + ": " + addr.error().message);
     return;

@@ -21,9 +21,15 @@ Status resolve(BoundProbe& b, pid_t pid) {
   if (!bin) return fail(b.describe(), ": ", bin.error().message);
   b.binary = *bin;
   if (!b.spec.usdt) {
-    auto off = symbol_file_offset(b.binary, b.spec.symbol, b.spec.offset);
-    if (!off) return fail(b.describe(), ": ", off.error().message);
-    b.file_offset = *off;
+    auto sym = lookup_symbol(b.binary, b.spec.symbol, b.spec.offset);
+    if (!sym) return fail(b.describe(), ": ", sym.error().message);
+    b.file_offset = sym->file_offset;
+    b.ifunc = sym->ifunc;
+    // The resolver's size says nothing about the implementation it picks.
+    if (b.ifunc && b.spec.offset != 0)
+      return fail(b.describe(), ": ", sym->name,
+                  " is an IFUNC (its implementation is chosen at run time): an offset into it means nothing; "
+                  "probe the implementation's own symbol");
     return ok_status();
   }
   auto notes = read_usdt_notes(b.binary);

@@ -21,8 +21,12 @@ namespace ember::attach {
 struct BoundProbe {
   ProbeSpec spec;
   const Prog* prog = nullptr;
-  std::string binary;                // resolved, absolute
-  uint64_t file_offset = 0;          // uprobe, uretprobe: where in `binary`
+  std::string binary;        // resolved, absolute
+  uint64_t file_offset = 0;  // uprobe, uretprobe: where in `binary`
+  // The symbol is an STT_GNU_IFUNC (strlen, memcpy... in glibc): file_offset
+  // is its resolver's; the probe goes on the implementation the resolver
+  // picks in the target (ifunc_implementation in agent.cpp).
+  bool ifunc = false;
   std::vector<UsdtNote> usdt_sites;  // usdt: every note PROVIDER:NAME of `binary`
   std::string describe() const;      // "uprobe:/usr/lib/.../libc.so.6:malloc (prog on_malloc)"
 };

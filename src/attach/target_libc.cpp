@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
+#include <optional>
 #include <sstream>
 #include <vector>
+
+#include "attach/elf_image.hpp"
 
 namespace ember::attach {
 namespace {
@@ -66,13 +68,6 @@ std::string host_path(pid_t pid, const std::string& path) {
   return probe ? through_root : path;
 }
 
-template <class T>
-bool read_at(const std::vector<uint8_t>& file, uint64_t off, T* out) {
-  if (off > file.size() || file.size() - off < sizeof(T)) return false;
-  std::memcpy(out, file.data() + off, sizeof(T));
-  return true;
-}
-
 Result<uintptr_t> offset_to_address(const std::vector<MapLine>& maps, const std::string& library,
                                     uint64_t file_offset, pid_t pid) {
   for (const auto& m : maps) {
@@ -87,42 +82,17 @@ Result<uintptr_t> offset_to_address(const std::vector<MapLine>& maps, const std:
 }  // namespace
 
 Result<uint64_t> dynsym_file_offset(const std::string& path, std::string_view name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(path, ": cannot open: ", std::strerror(errno));
-  std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Elf64_Ehdr eh;
-  if (!read_at(file, 0, &eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-      eh.e_ident[EI_CLASS] != ELFCLASS64)
-    return fail(path, ": not a 64-bit ELF file");
-  for (unsigned i = 0; i < eh.e_shnum; ++i) {
-    Elf64_Shdr sh, strsh;
-    if (!read_at(file, eh.e_shoff + uint64_t{i} * sizeof sh, &sh))
-      return fail(path, ": truncated section headers");
-    if (sh.sh_type != SHT_DYNSYM) continue;
-    if (!read_at(file, eh.e_shoff + uint64_t{sh.sh_link} * sizeof strsh, &strsh) ||
-        strsh.sh_offset > file.size())
-      return fail(path, ": .dynsym has no string table");
-    for (uint64_t off = sh.sh_offset; off + sizeof(Elf64_Sym) <= sh.sh_offset + sh.sh_size;
-         off += sizeof(Elf64_Sym)) {
-      Elf64_Sym sym;
-      if (!read_at(file, off, &sym)) return fail(path, ": truncated .dynsym");
-      if (sym.st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym.st_info) != STT_FUNC) continue;
-      uint64_t name_off = strsh.sh_offset + sym.st_name;
-      if (name_off >= file.size()) continue;
-      const char* s = reinterpret_cast<const char*>(file.data() + name_off);
-      if (strnlen(s, file.size() - name_off) != name.size() || std::memcmp(s, name.data(), name.size()) != 0)
-        continue;
-      // st_value is a virtual address: find the PT_LOAD segment holding it.
-      for (unsigned p = 0; p < eh.e_phnum; ++p) {
-        Elf64_Phdr ph;
-        if (!read_at(file, eh.e_phoff + uint64_t{p} * sizeof ph, &ph)) break;
-        if (ph.p_type == PT_LOAD && sym.st_value >= ph.p_vaddr && sym.st_value < ph.p_vaddr + ph.p_filesz)
-          return sym.st_value - ph.p_vaddr + ph.p_offset;
-      }
-      return fail(path, ": ", name, " at ", hex(sym.st_value), " lies in no loadable segment");
-    }
-  }
-  return fail(path, ": no function ", name, " in .dynsym");
+  auto image = ElfImage::open(path);
+  if (!image) return image.error();
+  std::optional<uint64_t> vaddr;
+  auto st = image->for_each_symbol(/*dynamic=*/true, [&](const ElfSym& sym) {
+    if (!vaddr && sym.name == name && sym.shndx != SHN_UNDEF && sym.type == kSttFunc) vaddr = sym.value;
+  });
+  if (!st) return st.error();
+  if (!vaddr) return fail(path, ": no function ", name, " in .dynsym");
+  auto off = image->vaddr_to_offset(*vaddr);
+  if (!off) return fail(path, ": ", name, " at ", hex(*vaddr), " lies in no loadable segment");
+  return *off;
 }
 
 Result<uintptr_t> remote_function(pid_t pid, const std::string& library, std::string_view name) {
