@@ -166,14 +166,14 @@ class ProbeTable : public benchmark::ConsoleReporter {
       if (r.error_occurred || (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median")) continue;
       std::string name = r.run_name.function_name;
       auto slash = name.find('/');
-      medians_[name.substr(0, slash)][name.substr(slash + 1)] = r.GetAdjustedRealTime();
+      medians_[name.substr(0, slash)][name.substr(slash + 1)] = r.GetAdjustedCPUTime();
     }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
     double base = medians_["call"]["unprobed"];
     const char* engines[] = {"ember", "ember-full", "ember-int3", "kernel"};
-    std::printf("\nmedian ns per call (net: minus the unprobed call, %.2f ns)\n", base);
+    std::printf("\nmedian CPU ns per call (net: minus the unprobed call, %.2f ns)\n", base);
     std::printf("%-18s", "probe");
     for (const char* e : engines) std::printf("%14s %10s", e, "net");
     std::printf("\n");

@@ -2,10 +2,14 @@
 // hook engine's inline entry hook or return hook, the probe runner, and a
 // JIT-compiled program from tests/bpf/uprobe_bench.bpf.c (an empty one and a
 // hash-map counter), and the runner alone without a hook, against the
-// unprobed call. The table gives the median
-// ns per call and the same minus the unprobed call (the probe's cost). The
-// kernel's uprobe on the same kind of function is bench/probe_bench.cpp's
-// row.
+// unprobed call. The table gives the median CPU ns per call and the same
+// minus the unprobed call (the probe's cost). The kernel's uprobe on the
+// same kind of function is bench/probe_bench.cpp's row.
+//
+// Rows: uprobe/ and uretprobe/ attach with HookOptions::function_entry, as
+// `ember trace` does for uprobe/PATH:FUNC and uretprobe/PATH:FUNC (the
+// trampolines preserve only the SysV ABI's live registers); the -full rows
+// without it (the full save of an offset or a USDT site).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -54,7 +58,7 @@ Fixture& fixture() {
   return *f;
 }
 
-void run(benchmark::State& st, const char* prog, HookKind kind, bool probed) {
+void run(benchmark::State& st, const char* prog, HookKind kind, bool probed, bool function_entry) {
   Fixture& f = fixture();
   std::unique_ptr<attach::ProbeRunner> runner;
   int id = -1;
@@ -63,7 +67,9 @@ void run(benchmark::State& st, const char* prog, HookKind kind, bool probed) {
     auto r = attach::ProbeRunner::create(*f.obj->prog(prog), {.cookie = 0, .func_ip = addr});
     if (!r) return st.SkipWithError(r.error().message.c_str());
     runner = std::move(*r);
-    auto h = f.engine->attach(addr, kind, &attach::ProbeRunner::hook, runner.get());
+    attach::HookOptions opts;
+    opts.function_entry = function_entry;
+    auto h = f.engine->attach(addr, kind, &attach::ProbeRunner::hook, runner.get(), opts);
     if (!h) return st.SkipWithError(h.error().message.c_str());
     id = *h;
   }
@@ -92,12 +98,12 @@ class Table : public benchmark::ConsoleReporter {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs)
       if (!r.error_occurred && (r.run_type != Run::RT_Aggregate || r.aggregate_name == "median"))
-        medians_[r.run_name.function_name] = r.GetAdjustedRealTime();
+        medians_[r.run_name.function_name] = r.GetAdjustedCPUTime();
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
     double base = medians_["call/unprobed"];
-    std::printf("\nmedian ns per call; net = minus the unprobed call (%.2f ns)\n", base);
+    std::printf("\nmedian CPU ns per call; net = minus the unprobed call (%.2f ns)\n", base);
     for (auto& [name, ns] : medians_)
       if (name != "call/unprobed") std::printf("%-28s %8.2f ns  net %8.2f ns\n", name.c_str(), ns, ns - base);
     std::printf("targets: empty uprobe program < 30 ns net, uretprobe < 60 ns net\n");
@@ -113,13 +119,18 @@ class Table : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   using namespace ember::bench;
   benchmark::Initialize(&argc, argv);
-  benchmark::RegisterBenchmark("call/unprobed", run, "empty", HookKind::Entry, false);
+  const HookKind entry = HookKind::Entry, ret = HookKind::Return;
+  benchmark::RegisterBenchmark("call/unprobed", run, "empty", entry, false, false);
   benchmark::RegisterBenchmark("runner-only/empty", runner_only, "empty");
   benchmark::RegisterBenchmark("runner-only/hash-counter", runner_only, "count");
-  benchmark::RegisterBenchmark("uprobe/empty", run, "empty", HookKind::Entry, true);
-  benchmark::RegisterBenchmark("uprobe/hash-counter", run, "count", HookKind::Entry, true);
-  benchmark::RegisterBenchmark("uretprobe/empty", run, "empty", HookKind::Return, true);
-  benchmark::RegisterBenchmark("uretprobe/hash-counter", run, "count", HookKind::Return, true);
+  benchmark::RegisterBenchmark("uprobe/empty", run, "empty", entry, true, true);
+  benchmark::RegisterBenchmark("uprobe/hash-counter", run, "count", entry, true, true);
+  benchmark::RegisterBenchmark("uprobe-full/empty", run, "empty", entry, true, false);
+  benchmark::RegisterBenchmark("uprobe-full/hash-counter", run, "count", entry, true, false);
+  benchmark::RegisterBenchmark("uretprobe/empty", run, "empty", ret, true, true);
+  benchmark::RegisterBenchmark("uretprobe/hash-counter", run, "count", ret, true, true);
+  benchmark::RegisterBenchmark("uretprobe-full/empty", run, "empty", ret, true, false);
+  benchmark::RegisterBenchmark("uretprobe-full/hash-counter", run, "count", ret, true, false);
   Table table;
   benchmark::RunSpecifiedBenchmarks(&table);
   benchmark::Shutdown();

@@ -104,6 +104,24 @@ hk_work:                   # x * 3 + 1 behind a 3-instruction window
   .size hk_work, .-hk_work
 
   .p2align 4
+  .globl hk_retaddr_drive
+  .type hk_retaddr_drive, @function
+hk_retaddr_drive:          # calls hk_retaddr first thing
+  call hk_retaddr
+  ret
+  .size hk_retaddr_drive, .-hk_retaddr_drive
+
+  .p2align 4
+  .globl hk_retaddr
+  .type hk_retaddr, @function
+hk_retaddr:                # the return address it finds on entry
+  mov (%rsp), %rax
+  nop
+  nop
+  ret
+  .size hk_retaddr, .-hk_retaddr
+
+  .p2align 4
   .globl hk_ymm_hi
   .type hk_ymm_hi, @function
 hk_ymm_hi:                 # returns the upper 128-bit lane of ymm0 (low quad)
@@ -132,6 +150,8 @@ extern "C" long hk_plus7(long);
 extern "C" int hk_tiny(int);
 extern "C" long hk_loopback(long, long);
 extern "C" long hk_work(long);
+extern "C" uint64_t hk_retaddr_drive();
+extern "C" uint64_t hk_retaddr();
 extern "C" uint64_t hk_ymm_hi();
 extern "C" uint64_t hk_ymm_drive();
 
@@ -163,6 +183,13 @@ HK_FN long hk_outer_jump(long v) {
   jmp_buf env;
   if (setjmp(env) == 0) hk_jumper(&env, static_cast<int>(v));
   return v + 5;
+}
+
+extern "C" long hk_depth(long n);
+long (*volatile hk_depth_ptr)(long) = &hk_depth;
+HK_FN long hk_depth(long n) {
+  asm volatile("");
+  return n == 0 ? 0 : 1 + hk_depth_ptr(n - 1);
 }
 
 HK_FN long hk_thrower(long v) {
@@ -321,6 +348,64 @@ TEST(AttachHooks, ReturnAddressIsTheCaller) {
   ASSERT_EQ(ret.hits.load(), 1);
   EXPECT_EQ(ret.last.rip, addr_of(&hk_callfirst) + 5);
   EXPECT_EQ(ret.last.rax, 8u);
+}
+
+// An inline site calls the function from its entry trampoline, so the
+// function returns to the trampoline's landing (predicted), not straight to
+// a return trampoline; an int3 site writes the return trampoline that
+// leaves by jmp. Either way the hook sees the real return address.
+TEST(AttachHooks, AnInlineReturnHookReturnsThroughTheTrampolinesLanding) {
+  auto eng = engine();
+  ASSERT_TRUE(eng);
+  const uint64_t real_return = addr_of(&hk_retaddr_drive) + 5;
+  EXPECT_EQ(hk_retaddr_drive(), real_return);
+  for (bool int3 : {false, true}) {
+    SCOPED_TRACE(int3 ? "int3" : "inline");
+    Probe ret;
+    HookOptions opts;
+    opts.force_int3 = int3;
+    auto r = eng->attach(addr_of(&hk_retaddr), HookKind::Return, count, &ret, opts);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(eng->method(*r), int3 ? HookMethod::Int3 : HookMethod::Inline);
+    const uint64_t seen = hk_retaddr_drive();
+    EXPECT_EQ(ret.hits.load(), 1);
+    EXPECT_EQ(ret.last.rip, real_return);
+    EXPECT_EQ(detail::current_thread_state()->depth.load(), 0u);
+    const detail::Site* site = detail::SiteTable::instance().find(addr_of(&hk_retaddr));
+    ASSERT_NE(site, nullptr);
+    if (int3) {
+      EXPECT_EQ(seen, detail::return_trampoline(false, ReturnExit::Jmp));
+    } else {
+      EXPECT_GT(seen, site->trampoline) << "the landing is inside the entry trampoline";
+      EXPECT_LT(seen, site->trampoline + 1024);
+      for (bool abi : {false, true})
+        for (ReturnExit exit : {ReturnExit::Jmp, ReturnExit::Ret})
+          EXPECT_NE(seen, detail::return_trampoline(abi, exit));
+    }
+    ASSERT_TRUE(eng->detach(*r));
+    EXPECT_EQ(hk_retaddr_drive(), real_return);
+  }
+}
+
+// Past the shadow stack's depth the dispatcher replaces nothing and the
+// inline trampoline takes its plain path: those returns are not hooked, the
+// outer ones still are, and every call returns where it should.
+TEST(AttachHooks, AFullShadowStackLeavesTheDeepestReturnsUnhooked) {
+  auto eng = engine();
+  ASSERT_TRUE(eng);
+  Probe ret;
+  auto r = eng->attach(addr_of(&hk_depth), HookKind::Return, count, &ret);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(eng->method(*r), HookMethod::Inline);
+  const uint64_t overflows = detail::stats().shadow_overflows.load();
+  const long calls = detail::ThreadState::kShadowDepth + 100;  // hk_depth(n) makes n + 1 calls
+  EXPECT_EQ(opaque(&hk_depth)(calls - 1), calls - 1);
+  EXPECT_EQ(ret.hits.load(), static_cast<int>(detail::ThreadState::kShadowDepth));
+  EXPECT_EQ(detail::stats().shadow_overflows.load() - overflows, 100u);
+  EXPECT_EQ(ret.last.rax, static_cast<uint64_t>(calls - 1)) << "the outermost return is the last";
+  EXPECT_EQ(detail::current_thread_state()->depth.load(), 0u);
+  EXPECT_EQ(opaque(&hk_depth)(3), 3);
+  EXPECT_EQ(ret.hits.load(), static_cast<int>(detail::ThreadState::kShadowDepth) + 4);
 }
 
 TEST(AttachHooks, RelocatesRipRelativeShortJccAndCall) {

@@ -81,15 +81,18 @@ Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
   const bool abi = site->call_abi.load(std::memory_order_relaxed);
   uintptr_t& kept = abi ? site->abi_trampoline : site->full_trampoline;
   if (!kept) {
+    if (auto st = make_return_trampolines(); !st) return st;  // the landing jumps to one
     const size_t prologue = entry_prologue_size(entry_live(abi));
-    auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+    const size_t size = prologue + kMaxRelocated + entry_landing_size(entry_live(abi));
+    auto at = CodeArena::instance().alloc(site->addr, size);
     if (!at) return at.error();
     auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
     if (!rel) return rel.error();
     if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
     std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
-                                                      rel->code, site->addr + rel->window, entry_live(abi));
-    assert(code.size() <= prologue + kMaxRelocated);
+                                                      rel->code, site->addr + rel->window, entry_live(abi),
+                                                      return_trampoline(abi, ReturnExit::Ret));
+    assert(code.size() <= size);
     if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
     site->window = rel->window;
     site->instructions = rel->instructions;
@@ -110,13 +113,17 @@ Status upgrade_to_full_save(Site* site, TextPatcher& patcher) {
   if (!site->full_trampoline) {
     const uintptr_t old = site->abi_trampoline;
     const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry);
+    if (auto st = make_return_trampolines(); !st) return st;
     const size_t prologue = entry_prologue_size(LiveRegs::All);
-    auto at = CodeArena::instance().alloc(site->addr, prologue + kMaxRelocated);
+    const size_t size = prologue + kMaxRelocated + entry_landing_size(LiveRegs::All);
+    auto at = CodeArena::instance().alloc(site->addr, size);
     if (!at) return at.error();
     std::vector<uint8_t> tail;
     emit_abs_jmp(tail, old + old_prologue);
     std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
-                                                      site->addr + site->window, LiveRegs::All);
+                                                      site->addr + site->window, LiveRegs::All,
+                                                      return_trampoline(false, ReturnExit::Ret));
+    assert(code.size() <= size);
     if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
     site->full_trampoline = *at;
   }

@@ -97,26 +97,29 @@ inline void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, 
   t->epoch.store(e + 2, std::memory_order_release);
 }
 
-// Replaces the return address at regs->rsp with a return trampoline and
-// pushes the original on the thread's shadow stack (see return_hooks.cpp for
-// longjmp and exceptions).
-inline void push_return(ThreadState* t, Site* site, PtRegs* regs) {
-  const bool abi = site->call_abi.load(std::memory_order_relaxed);
-  const uint64_t tramp = g_return_trampolines[abi ? 1 : 0].load(std::memory_order_relaxed);
+// Replaces the return address at regs->rsp with `landing` (an inline
+// trampoline's, which then calls the function) or a return trampoline, and
+// pushes the original on the thread's shadow stack (see return_hooks.cpp
+// for longjmp and exceptions). False when the shadow stack is full (the
+// return is not hooked).
+inline bool push_return(ThreadState* t, Site* site, PtRegs* regs, uint64_t landing) {
+  const uint64_t mark =
+      landing ? landing : return_trampoline(site->call_abi.load(std::memory_order_relaxed), ReturnExit::Jmp);
   auto* slot = reinterpret_cast<uint64_t*>(regs->rsp);
   uint32_t d = t->depth.load(std::memory_order_relaxed);
   while (d > 0 && t->shadow[d - 1].slot <= regs->rsp &&
-         !is_return_trampoline(*reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot)))
+         *reinterpret_cast<uint64_t*>(t->shadow[d - 1].slot) != t->shadow[d - 1].mark)
     --d;  // left behind by longjmp
   if (__builtin_expect(d == ThreadState::kShadowDepth, 0)) {
     ++t->overflows;
     stats().shadow_overflows.fetch_add(1, std::memory_order_relaxed);
     t->depth.store(d, std::memory_order_relaxed);
-    return;
+    return false;
   }
-  t->shadow[d] = ShadowEntry{*slot, regs->rsp, site};
+  t->shadow[d] = ShadowEntry{*slot, regs->rsp, site, mark};
   t->depth.store(d + 1, std::memory_order_relaxed);
-  *slot = tramp;
+  *slot = mark;  // a landing is written again by the trampoline's call
+  return true;
 }
 
 }  // namespace
@@ -128,14 +131,16 @@ HookStats& stats() {
 
 ThreadState* current_thread_state() { return tls.state; }
 
-extern "C" void ember_hook_dispatch_entry(void* site_ptr, void* regs_ptr) {
+extern "C" uint64_t ember_hook_dispatch_entry(void* site_ptr, void* regs_ptr, uint64_t landing) {
   auto* site = static_cast<Site*>(site_ptr);
   auto* regs = static_cast<PtRegs*>(regs_ptr);
   ThreadState* t = enter();
-  if (!t) return;
+  if (!t) return 0;
   run_hooks(t, site->entry, regs);
-  if (site->ret.load(std::memory_order_acquire)) push_return(t, site, regs);
+  bool replaced = false;
+  if (site->ret.load(std::memory_order_acquire)) replaced = push_return(t, site, regs, landing);
   leave();
+  return replaced;
 }
 
 extern "C" uint64_t ember_hook_dispatch_return(void* regs_ptr) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "attach/hooks.hpp"
+#include "attach/trampoline.hpp"
 
 namespace ember::attach::detail {
 
@@ -69,6 +70,10 @@ struct ShadowEntry {
   uint64_t ret;   // the original return address
   uint64_t slot;  // where it was on the stack (rsp at function entry)
   Site* site;
+  // What the slot holds while the return is replaced: an entry
+  // trampoline's landing, or a ReturnExit::Jmp return trampoline (int3
+  // sites). A slot that holds something else was left (longjmp).
+  uint64_t mark;
 };
 
 // One per thread that has hit a hook; allocated with mmap (never malloc: a
@@ -87,8 +92,11 @@ struct ThreadState {
 ThreadState* current_thread_state();
 
 // Runs the entry hooks of `site` and, if it has return hooks, replaces the
-// return address at regs->rsp. Called by trampolines and the SIGTRAP handler.
-extern "C" void ember_hook_dispatch_entry(void* site, void* regs);
+// return address at regs->rsp: with `landing` when non-zero (an inline
+// trampoline that then calls the function, see emit_entry_trampoline),
+// else with a ReturnExit::Jmp return trampoline. Returns non-zero when it
+// replaced it. Called by trampolines and the SIGTRAP handler (landing 0).
+extern "C" uint64_t ember_hook_dispatch_entry(void* site, void* regs, uint64_t landing);
 // Called by the return trampolines: runs the return hooks of the frame that
 // returned and gives the original return address.
 extern "C" uint64_t ember_hook_dispatch_return(void* regs);
@@ -98,16 +106,18 @@ extern "C" uint64_t ember_hook_dispatch_return(void* regs);
 void grace_period();
 
 // Return hooks (return_hooks.cpp). The return trampolines, set once by
-// make_return_trampolines(): [0] preserves everything (LiveRegs::All), [1]
-// the SysV return set (LiveRegs::CallReturn) for sites with call_abi.
-extern std::atomic<uint64_t> g_return_trampolines[2];
-inline bool is_return_trampoline(uint64_t addr) {
-  return addr == g_return_trampolines[0].load(std::memory_order_relaxed) ||
-         addr == g_return_trampolines[1].load(std::memory_order_relaxed);
+// make_return_trampolines(), one per LiveRegs (All, or the SysV return set
+// CallReturn for sites with call_abi) and ReturnExit (Jmp for int3 sites,
+// Ret for returns through an entry trampoline's landing).
+extern std::atomic<uint64_t> g_return_trampolines[4];
+inline uint64_t return_trampoline(bool call_abi, ReturnExit exit) {
+  const int i = (exit == ReturnExit::Ret ? 2 : 0) + (call_abi ? 1 : 0);
+  return g_return_trampolines[i].load(std::memory_order_relaxed);
 }
 // A return trampoline reached with no shadow entry: cannot go on.
 [[noreturn]] void lost_return(uint64_t slot);
-// Makes the two return trampolines (LiveRegs::All and CallReturn) once.
+// Makes the four return trampolines once (before any entry trampoline:
+// their landings jump to them).
 Status make_return_trampolines();
 // Keeps the C++ unwinder from ever seeing the return trampoline (hooks on
 // _Unwind_RaiseException and _Unwind_ForcedUnwind); idempotent.

@@ -59,7 +59,7 @@ void on_sigtrap(int sig, siginfo_t* si, void* ctx) {
     return;
   }
   PtRegs regs = regs_from(g, addr);
-  ember_hook_dispatch_entry(site, &regs);
+  (void)ember_hook_dispatch_entry(site, &regs, 0);  // no landing: the return trampoline's address
   g[REG_RIP] = static_cast<greg_t>(site->stub);
 }
 

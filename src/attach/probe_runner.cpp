@@ -40,6 +40,13 @@ struct CacheSlot {
 };
 [[gnu::tls_model("initial-exec")]] thread_local CacheSlot t_cache[kCacheSlots] = {};
 
+// The input of this thread's probe runs. Every runner runs on the same
+// kind of input (a read-only struct pt_regs, no packet) and a thread runs
+// one probe program at a time (t_in_probe), so one per thread serves them
+// all: a hit sets ctx and copies nothing.
+[[gnu::tls_model("initial-exec")]] constinit thread_local RunInput t_input{
+    .ctx = nullptr, .ctx_size = sizeof(PtRegs), .ctx_writable = false, .packet = {}};
+
 // Set once the thread's list is being destroyed (thread exit, or exit() on
 // the main thread): freeing its JitRunners calls free(), which may itself be
 // probed, and that hit must not recreate the list: it is counted as missed.
@@ -98,31 +105,16 @@ ProbeRunner::ProbeRunner(const Prog& prog, const ProbeAttachInfo& info, Engine e
   input_.ctx_writable = false;
 }
 
-void ProbeRunner::run(PtRegs* regs) noexcept {
-  if (!enabled_.load(std::memory_order_relaxed)) [[unlikely]]
-    return;
-  if (t_in_probe || (jit_ && t_runners_gone)) [[unlikely]] {
-    missed_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  t_in_probe = true;
-  hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  try {
-    RunInput in = input_;
-    in.ctx = regs;
-    Result<uint64_t> r = jit_ ? thread_jit_runner().run(in) : interp_->run(in, opts_);
-    if (!r) [[unlikely]]
-      record_error(r.error());
-  } catch (...) {  // out of memory building an error message: nothing may reach the traced code
-    errors_.fetch_add(1, std::memory_order_relaxed);
-  }
-  t_in_probe = false;
-}
-
-JitRunner& ProbeRunner::thread_jit_runner() {
-  CacheSlot& slot = t_cache[serial_ % kCacheSlots];
+// The hit's fast path, inlined into run(): the thread's cache slot.
+inline JitRunner& ProbeRunner::thread_jit_runner() {
+  const CacheSlot& slot = t_cache[serial_ % kCacheSlots];
   if (slot.serial == serial_) [[likely]]
     return *slot.runner;
+  return thread_jit_runner_slow();
+}
+
+JitRunner& ProbeRunner::thread_jit_runner_slow() {
+  CacheSlot& slot = t_cache[serial_ % kCacheSlots];
   ThreadRunners& t = thread_runners();
   std::erase_if(t.entries,
                 [](const ThreadRunners::Entry& e) { return !e.alive->load(std::memory_order_acquire); });
@@ -139,6 +131,26 @@ JitRunner& ProbeRunner::thread_jit_runner() {
   }
   slot = {serial_, found};
   return *found;
+}
+
+void ProbeRunner::run(PtRegs* regs) noexcept {
+  if (!enabled_.load(std::memory_order_relaxed)) [[unlikely]]
+    return;
+  if (t_in_probe || (jit_ && t_runners_gone)) [[unlikely]] {
+    missed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  t_in_probe = true;
+  hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  t_input.ctx = regs;
+  try {
+    Result<uint64_t> r = jit_ ? thread_jit_runner().run(t_input) : interp_->run(t_input, opts_);
+    if (!r) [[unlikely]]
+      record_error(r.error());
+  } catch (...) {  // out of memory building an error message: nothing may reach the traced code
+    errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  t_in_probe = false;
 }
 
 ProbeRunner::~ProbeRunner() { alive_->store(false, std::memory_order_release); }

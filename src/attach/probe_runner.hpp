@@ -69,8 +69,10 @@ class ProbeRunner {
  private:
   ProbeRunner(const Prog& prog, const ProbeAttachInfo& info, Engine engine);
   void record_error(const Error& e) noexcept;
-  // This thread's JitRunner for the program (created on its first hit).
-  JitRunner& thread_jit_runner();
+  // This thread's JitRunner for the program: its TLS cache slot, else the
+  // slow path (created on the thread's first hit).
+  inline JitRunner& thread_jit_runner();
+  [[gnu::noinline]] JitRunner& thread_jit_runner_slow();
 
   const Prog* prog_;
   const JitProgram* jit_;  // null: the interpreter's fast mode
@@ -82,7 +84,7 @@ class ProbeRunner {
   // JitRunners of it.
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
   RunOptions opts_;  // prepared once: unchecked, cookie, func_ip, the Prog's helper environment
-  RunInput input_;   // its ctx is set per hit
+  RunInput input_;   // what the program is planned for (Prog::plan); hits run on t_input, its equal
   std::atomic<bool> enabled_{true};
   std::atomic<uint64_t> hits_{0}, errors_{0}, missed_{0};
   mutable std::mutex error_mu_;

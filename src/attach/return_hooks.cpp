@@ -1,6 +1,11 @@
 // Return hooks (uretprobes): the entry dispatcher replaces the return address
 // with a return trampoline and remembers the original on a per-thread
 // shadow stack; the return trampoline runs the return hooks and goes back.
+// At an inline site the replaced address is the entry trampoline's landing:
+// the trampoline calls the function instead of jumping to it, so that the
+// function's ret is predicted (see emit_entry_trampoline); the landing
+// jumps to a return trampoline that leaves by ret. int3 sites write a
+// return trampoline's address, and it leaves by an indirect jmp.
 // This file makes the trampolines and guards unwinding; the per-hit code
 // (push_return, ember_hook_dispatch_return) is in hook_runtime.cpp.
 //
@@ -37,7 +42,7 @@
 
 namespace ember::attach::detail {
 
-std::atomic<uint64_t> g_return_trampolines[2] = {};
+std::atomic<uint64_t> g_return_trampolines[4] = {};
 
 [[noreturn]] void lost_return(uint64_t slot) {
   char msg[160];
@@ -57,7 +62,7 @@ void unwind_fixup(void*, PtRegs*) {
   if (!t) return;
   for (uint32_t i = t->depth.load(std::memory_order_relaxed); i-- > 0;) {
     auto* p = reinterpret_cast<uint64_t*>(t->shadow[i].slot);
-    if (is_return_trampoline(*p)) *p = t->shadow[i].ret;  // top-down: the newest entry of a slot wins
+    if (*p == t->shadow[i].mark) *p = t->shadow[i].ret;  // top-down: the newest entry of a slot wins
   }
   t->depth.store(0, std::memory_order_relaxed);
 }
@@ -71,9 +76,11 @@ Status make_return_trampolines() {
   static Status made = []() -> Status {
     auto patcher = TextPatcher::instance();
     if (!patcher) return patcher.error();
-    const LiveRegs modes[2] = {LiveRegs::All, LiveRegs::CallReturn};
-    for (int i = 0; i < 2; ++i) {
-      std::vector<uint8_t> code = emit_return_trampoline(&ember_hook_dispatch_return, modes[i]);
+    const LiveRegs modes[2] = {LiveRegs::All, LiveRegs::CallReturn};  // index: call_abi
+    const ReturnExit exits[2] = {ReturnExit::Jmp, ReturnExit::Ret};
+    for (int i = 0; i < 4; ++i) {  // as return_trampoline() indexes them
+      std::vector<uint8_t> code =
+          emit_return_trampoline(&ember_hook_dispatch_return, modes[i % 2], exits[i / 2]);
       auto at = CodeArena::instance().alloc(0, code.size());
       if (!at) return at.error();
       if (auto st = (*patcher)->write(*at, code.data(), code.size()); !st) return st;

@@ -196,10 +196,19 @@ void call_abs(Code& c, uint64_t fn) {
   c.b({0xFF, 0xD0});  // call rax
 }
 
-std::vector<uint8_t> entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher,
-                                    LiveRegs live) {
+// The code before the relocated instructions, and where its placeholders
+// are: the landing's address (mov rdx, imm64) and the jnz to the landing
+// path (rel32), both known only once the relocated code is in place.
+struct Prologue {
+  std::vector<uint8_t> code;
+  size_t landing_imm = 0;
+  size_t landing_jnz = 0;
+};
+
+Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher, LiveRegs live) {
   VectorSave mode = vector_save_mode();
   Code c;
+  Prologue p;
   push_regs(c, live);
   c.b({0x48, 0xB8});  // mov rax, site_addr
   c.u64(site_addr);
@@ -209,13 +218,38 @@ std::vector<uint8_t> entry_prologue(uintptr_t site_addr, void* site, EntryDispat
   c.b({0x48, 0xBF});  // mov rdi, site
   c.u64(reinterpret_cast<uint64_t>(site));
   c.b({0x48, 0x89, 0xDE});  // mov rsi, rbx
+  c.b({0x48, 0xBA});        // mov rdx, landing
+  p.landing_imm = c.bytes().size();
+  c.u64(0);
   call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
+  c.b({0x49, 0x89, 0xC5});  // mov r13, rax: return replaced? (r13 is callee-saved, restored from PtRegs)
   restore_vectors(c, mode, live);
+  c.b({0x4D, 0x85, 0xED});  // test r13, r13 (the flags are restored by pop_regs where they are live)
+  c.b({0x0F, 0x85});        // jnz landing path
+  p.landing_jnz = c.bytes().size();
+  c.u32(0);
   pop_regs(c, live);
   c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128]: rsp, ss, red zone
   c.u32(16 + kRedZone);
-  return std::move(c.bytes());
+  p.code = std::move(c.bytes());
+  return p;
 }
+
+// The landing path: registers restored, the replaced return address dropped,
+// `call` the relocated instructions at `relocated_at` (offsets in `c`); the
+// landing (returned: its offset) jumps to the return trampoline.
+size_t landing_path(Code& c, LiveRegs live, size_t relocated_at, uintptr_t return_trampoline) {
+  pop_regs(c, live);
+  c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128 + 8]: rsp, ss, red zone, return address
+  c.u32(16 + kRedZone + 8);
+  c.b({0xE8});  // call relocated
+  c.u32(static_cast<uint32_t>(relocated_at - (c.bytes().size() + 4)));
+  const size_t landing = c.bytes().size();
+  emit_abs_jmp(c.bytes(), return_trampoline);
+  return landing;
+}
+
+void put_u32(std::vector<uint8_t>& out, size_t at, uint32_t v) { std::memcpy(out.data() + at, &v, 4); }
 
 }  // namespace
 
@@ -232,19 +266,32 @@ VectorSave vector_save_mode() {
   return mode;
 }
 
-size_t entry_prologue_size(LiveRegs live) { return entry_prologue(0, nullptr, nullptr, live).size(); }
+size_t entry_prologue_size(LiveRegs live) { return entry_prologue(0, nullptr, nullptr, live).code.size(); }
+
+size_t entry_landing_size(LiveRegs live) {
+  Code c;
+  landing_path(c, live, 0, 0);
+  return c.bytes().size();
+}
 
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume, LiveRegs live) {
-  (void)at;  // the code is position-independent apart from `relocated`
-  std::vector<uint8_t> out = entry_prologue(site_addr, site, dispatcher, live);
-  out.insert(out.end(), relocated.begin(), relocated.end());
-  emit_abs_jmp(out, resume);
-  return out;
+                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline) {
+  Prologue p = entry_prologue(site_addr, site, dispatcher, live);
+  Code c;
+  c.bytes() = std::move(p.code);
+  const size_t relocated_at = c.bytes().size();
+  c.bytes().insert(c.bytes().end(), relocated.begin(), relocated.end());
+  emit_abs_jmp(c.bytes(), resume);
+  const size_t path = c.bytes().size();
+  const size_t landing = landing_path(c, live, relocated_at, return_trampoline);
+  put_u32(c.bytes(), p.landing_jnz, static_cast<uint32_t>(path - (p.landing_jnz + 4)));
+  const uint64_t landing_addr = at + landing;
+  std::memcpy(c.bytes().data() + p.landing_imm, &landing_addr, 8);
+  return std::move(c.bytes());
 }
 
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live) {
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit) {
   VectorSave mode = vector_save_mode();
   Code c;
   push_regs(c, live);
@@ -259,6 +306,14 @@ std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveReg
   c.u32(kRegsSize + kRedZone - 8);
   restore_vectors(c, mode, live);
   pop_regs(c, live);
+  if (exit == ReturnExit::Ret) {
+    // Returns through an entry trampoline's landing: the caller's entry of
+    // the return stack buffer is on top, so ret is predicted.
+    c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128 - 8]: rsp, ss, red zone, to the address
+    c.u32(16 + kRedZone - 8);
+    c.b({0xC3});  // ret
+    return std::move(c.bytes());
+  }
   c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128]: rsp, ss, red zone
   c.u32(16 + kRedZone);
   // An indirect jmp, not ret: the function's ret already consumed the

@@ -10,8 +10,10 @@
 
 namespace ember::attach {
 
-// Called with (site, regs) by entry trampolines; returns nothing.
-using EntryDispatcher = void (*)(void* site, void* regs);
+// Called with (site, regs, landing) by entry trampolines; returns non-zero
+// when it replaced the function's return address (see
+// emit_entry_trampoline).
+using EntryDispatcher = uint64_t (*)(void* site, void* regs, uint64_t landing);
 // Called with (regs) by the return trampoline; returns the address to go back to.
 using ReturnDispatcher = uint64_t (*)(void* regs);
 
@@ -37,19 +39,40 @@ enum class LiveRegs { All, CallEntry, CallReturn };
 // of an entry trampoline (the relocation must know where it will sit).
 size_t entry_prologue_size(LiveRegs live);
 
+// Bytes of the landing path that follows the relocated instructions and
+// their jump back (the trampoline's size is prologue + relocated + this).
+size_t entry_landing_size(LiveRegs live);
+
 // The entry trampoline placed at `at`: PtRegs with rip = site_addr and rsp =
-// the stack pointer at the site, dispatcher(site, regs), registers restored,
-// then `relocated` (which must have been relocated for at +
+// the stack pointer at the site, dispatcher(site, regs, landing), registers
+// restored, then `relocated` (which must have been relocated for at +
 // entry_prologue_size(live)) and a jump to `resume`.
+// When the dispatcher replaced the return address (it returns non-zero),
+// the trampoline drops it and *calls* the relocated instructions instead:
+// the call pushes `landing`, the address after it, into the same stack slot
+// and into the CPU's return stack buffer, so the function's ret to the
+// landing is predicted (a ret to a replaced address never is: ~15-20 cycles
+// per uretprobe hit); the landing jumps to `return_trampoline`, which must
+// leave by ret (ReturnExit::Ret), consuming the caller's own entry of the
+// return stack buffer. The dispatcher is given the landing's address: it is
+// what the slot holds while the return is replaced.
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume, LiveRegs live);
+                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline);
 
-// The return trampoline: reached by `ret` from a function whose return
-// address was replaced; PtRegs with rip = 0 (the dispatcher fills it) and
-// rsp = the stack pointer after the return; jumps to what the dispatcher
-// returns with the registers `live` names as the function left them.
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live);
+// How a return trampoline goes back to the caller. Jmp: for returns whose
+// address the dispatcher wrote into the stack (int3 sites): the function's
+// ret was mispredicted and consumed the caller's return-stack-buffer entry,
+// so an indirect jmp keeps the outer returns predicted. Ret: for returns
+// through an entry trampoline's landing (the call there pushed its own
+// entry, the caller's is still on top of the buffer).
+enum class ReturnExit { Jmp, Ret };
+
+// The return trampoline: reached from a function whose return address was
+// replaced; PtRegs with rip = 0 (the dispatcher fills it) and rsp = the
+// stack pointer after the return; goes to what the dispatcher returns with
+// the registers `live` names as the function left them.
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit);
 
 // Which vector state the trampolines save: whole ymm registers when the OS
 // enabled AVX (glibc's AVX string functions, which a helper may reach, end
