@@ -747,6 +747,37 @@ TEST_F(TraceLifecycle, ASecondSessionOnTheSameProcessIsRefused) {
   EXPECT_TRUE(agent_mappings(w.pid()).empty()) << r.err;
 }
 
+// The same for a command `ember trace` started with the agent preloaded:
+// `ember trace -p` on it is refused while the first session runs.
+TEST_F(TraceLifecycle, APreloadedSessionRefusesAnInjectedOne) {
+  int in = -1;
+  pid_t first = start(
+      {obj_path("lifecycle"), "-e", lifecycle_probe("uprobe", "on_target"), "-e",
+       lifecycle_probe("uretprobe", "on_target_ret"), "--interval", "100000", "--", EMBER_LIFECYCLE_WORKLOAD},
+      &in, "a");
+  ASSERT_TRUE(wait_for_err("probes attached to pid ", first, "a")) << read_all(dir_ + "/erra");
+  std::string err = read_all(dir_ + "/erra");
+  pid_t target = std::atoi(err.c_str() + err.find("probes attached to pid ") + 23);
+  ASSERT_GT(target, 0) << err;
+  TraceRun second = finish(start(lifecycle_args(target), nullptr, "b"), "b");
+  if (ptrace_refused(second.err)) {
+    close(in);
+    finish(first, "a");
+    GTEST_SKIP() << "ptrace is not allowed here: " << second.err;
+  }
+  EXPECT_EQ(second.status, 1) << second.err;
+  EXPECT_NE(second.err.find("already traced by another ember trace"), std::string::npos) << second.err;
+  std::string cmds = "thread 40 3\nquit\n";
+  ASSERT_EQ(write(in, cmds.data(), cmds.size()), static_cast<ssize_t>(cmds.size()));
+  close(in);
+  TraceRun r = finish(first, "a");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("thread " + sum_of(40, 3) + "\n"), std::string::npos) << r.out;
+  auto calls = dumped(r.out, "calls");
+  EXPECT_EQ(calls.size(), 3u) << r.out;
+  for (uint64_t i = 40; i < 43; ++i) EXPECT_EQ(u64_at(calls[i], 0), 1u) << i;
+}
+
 // fork then exec in a traced command: with --follow-forks the child is
 // traced until it execs; the exec'd image runs without the agent (which
 // took itself out of the environment its children inherit), without
