@@ -310,6 +310,7 @@ Status Codegen::emit_code() {
     // entry into the loop, if at all.
     if (loop_head_[i]) e_.align(32);
     e_.bind(static_cast<int>(i));
+    if (sum_role_[i] == 1) e_.zero(kTmp);  // a sum chain's second accumulator
     auto used = emit_insn(i);
     if (!used) return used.error();
     // A fused pair: the second instruction starts where the first does.
@@ -327,6 +328,7 @@ Result<CodegenOutput> Codegen::generate() {
   if (auto st = analyze(); !st) return st.error();
   analyze_registers();
   analyze_functions();
+  find_sum_chains();
   choose_saved_registers();
   if (auto st = emit_code(); !st) return st.error();
   if (frame_used_ && !needs_frame_) {

@@ -65,6 +65,9 @@ class Codegen {
   // The callee-saved registers each entry saves (analyze_functions()).
   void choose_saved_registers();
   void emit_exit(size_t i);
+  // Sum chains (codegen_alu.cpp): runs of `load rT; op rT, imm...; add
+  // acc, rT` whose adds alternate between acc and a second accumulator.
+  void find_sum_chains();
   void emit_stubs();
   // Each returns the number of instruction slots it consumed (fusions take
   // two), or an error.
@@ -141,6 +144,10 @@ class Codegen {
   // after them, so that the error exit can unwind to either through the
   // full trampoline's epilogue (exit_label_).
   std::vector<Reg> saved_full_, saved_lean_;
+  // Per instruction (find_sum_chains()): 1 starts a chain (the second
+  // accumulator is cleared), 2 adds into the second accumulator, 3 ends a
+  // chain (its add, then the second accumulator is added to acc).
+  std::vector<uint8_t> sum_role_;
   uint32_t entry0_offset_ = 0;
 };
 

@@ -41,9 +41,77 @@ Shift shift_of(Kind k) { return k == kLsh ? Shift::Shl : k == kRsh ? Shift::Shr 
 
 }  // namespace
 
+// A sum over loaded values, `ldx rT, [..]; (op rT, imm)*; add acc, rT`
+// repeated (checksums, counts), is one chain of dependent adds on acc: one
+// add per cycle however many loads the core could issue. 64-bit addition
+// is associative and commutative, so every other group's add may go to a
+// second accumulator (kTmp), added to acc once at the end: two chains of
+// half the length. Within a chain nothing else reads acc (the adds are its
+// only uses) and nothing jumps in but to its first instruction, so no one
+// sees acc's partial value.
+namespace {
+
+constexpr size_t kMinSumGroups = 8;
+
+// An ALU-with-immediate or byte swap on `r` that needs no scratch register
+// (not division, whose immediate goes through kTmp).
+bool scratch_free_update(const Inst& in, uint8_t r) {
+  if (in.dst != r) return false;
+  if (in.info().form == Form::Endian) return true;
+  if (in.info().form != Form::AluImm) return false;
+  const auto kind = in.info().opcode & 0xf0;
+  return kind != 0x30 && kind != 0x90;  // div, mod
+}
+
+}  // namespace
+
+void Codegen::find_sum_chains() {
+  sum_role_.assign(n_, 0);
+  if (blinding()) return;  // blinded immediates go through kTmp
+  // The group starting at i: its add's index, or 0.
+  auto group = [&](size_t i, int acc) -> size_t {
+    const Inst& ld = prog_.insts[i];
+    if (ld.info().form != Form::Ldx || ld.dst == ld.src || ld.src == acc || ld.dst == acc) return 0;
+    size_t j = i + 1;
+    while (j < n_ && live_[j] && !target_[j] && scratch_free_update(prog_.insts[j], ld.dst)) ++j;
+    if (j >= n_ || !live_[j] || target_[j]) return 0;
+    const Inst& add = prog_.insts[j];
+    if (add.op != Op::ADD64_REG || add.src != ld.dst || add.dst == ld.dst) return 0;
+    if (acc >= 0 && add.dst != acc) return 0;
+    return j;
+  };
+  for (size_t i = 0; i < n_;) {
+    size_t first_add = live_[i] ? group(i, -1) : 0;
+    if (!first_add) {
+      ++i;
+      continue;
+    }
+    const int acc = prog_.insts[first_add].dst;
+    std::vector<size_t> adds{first_add};
+    size_t next = first_add + 1;
+    while (next < n_ && live_[next] && !target_[next]) {
+      size_t a = group(next, acc);
+      if (!a) break;
+      adds.push_back(a);
+      next = a + 1;
+    }
+    if (adds.size() >= kMinSumGroups) {
+      sum_role_[i] = 1;
+      for (size_t k = 1; k < adds.size(); k += 2) sum_role_[adds[k]] = 2;
+      sum_role_[adds.back()] = 3;
+    }
+    i = next;
+  }
+}
+
 size_t Codegen::emit_alu(size_t i) {
   const Inst& in = prog_.insts[i];
   const Reg d = reg(in.dst), s = reg(in.src);
+  if (!sum_role_.empty() && sum_role_[i] >= 2) {  // a sum chain's add (find_sum_chains())
+    e_.alu(Alu::Add, true, sum_role_[i] == 2 ? kTmp : d, s);
+    if (sum_role_[i] == 3) e_.alu(Alu::Add, true, d, kTmp);
+    return 1;
+  }
   switch (in.op) {
     case Op::MOV64_REG:
       // mov d, s; add d, imm|reg -> lea (when nothing jumps between them).
