@@ -3,8 +3,11 @@
 #include "ember/runtime.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "ember/ringbuf.hpp"
 
@@ -247,21 +250,43 @@ TEST(CorpusEvents, SendSignalReachesThisProcess) {
   EXPECT_EQ(g_signals.load(), 2);
 }
 
+// The cgroup v2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+// hybrid (cgroup v1) system such as this test machine's.
+std::string cgroup2_mount_point() {
+  std::ifstream f("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (f >> dev >> dir >> type && std::getline(f, rest))
+    if (type == "cgroup2") return dir;
+  return "";
+}
+
 TEST(CorpusEvents, CurrentTaskUnderCgroup) {
-  int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) GTEST_SKIP() << "no cgroup2 hierarchy at /sys/fs/cgroup";
+  std::string mount = cgroup2_mount_point();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy mounted (/proc/self/mounts)";
+  int root = open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0) << mount;
   Loaded l("cgroup_array");
   Map* m = l.obj->map("cgroups");
   uint32_t k0 = 0, fd = static_cast<uint32_t>(root);
   int rc = m->update(&k0, &fd, kBpfAny);
   close(root);
-  if (rc == -EBADF) GTEST_SKIP() << "/sys/fs/cgroup is not a cgroup2 mount";
-  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(rc, 0) << mount;
   int64_t under[3];
   ASSERT_TRUE(l.run("under_cgroup", under, sizeof under).ok());
   EXPECT_EQ(under[0], 1) << "every process is under the root cgroup";
   EXPECT_EQ(under[1], -EAGAIN) << "empty slot";
   EXPECT_EQ(under[2], -E2BIG) << "index past max_entries";
+  // A cgroup this process is not in (made for the test where we may).
+  std::string other = mount + "/ember-test-" + std::to_string(getpid());
+  if (mkdir(other.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make a cgroup at " << other << " (not root?)";
+  int ofd = open(other.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  uint32_t k1 = 1, fd1 = static_cast<uint32_t>(ofd);
+  EXPECT_EQ(m->update(&k1, &fd1, kBpfAny), 0);
+  close(ofd);
+  ASSERT_TRUE(l.run("under_cgroup", under, sizeof under).ok());
+  rmdir(other.c_str());
+  EXPECT_EQ(under[0], 1);
+  EXPECT_EQ(under[1], 0) << "not under a sibling cgroup";
 }
 
 }  // namespace

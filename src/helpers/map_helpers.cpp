@@ -148,12 +148,23 @@ uint64_t tail_call(HelperCall& c, uint64_t, uint64_t map, uint64_t index, uint64
   return 0;
 }
 
+// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified
+// system, /sys/fs/cgroup/unified on a hybrid one (systemd's cgroup v1
+// layout, where the v2 tree holds no controllers but every process).
+std::string cgroup2_mount() {
+  std::ifstream f("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (f >> dev >> dir >> type && std::getline(f, rest))
+    if (type == "cgroup2") return dir;
+  return "";
+}
+
 // The cgroup v2 directory of this process, from /proc/self/cgroup ("0::/path").
-std::string own_cgroup_dir() {
+std::string own_cgroup_dir(const std::string& mount) {
   std::ifstream f("/proc/self/cgroup");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("0::", 0) == 0) return "/sys/fs/cgroup" + line.substr(3);
+    if (line.rfind("0::", 0) == 0) return line.size() > 4 ? mount + line.substr(3) : mount;
   return "";
 }
 
@@ -166,9 +177,10 @@ uint64_t current_task_under_cgroup(HelperCall& c, uint64_t map, uint64_t index, 
   uint64_t want = maps::fd_array_slot(*m, static_cast<uint32_t>(index));
   if (index >= m->spec().max_entries) return err(E2BIG);
   if (!want) return err(EAGAIN);
-  std::string dir = own_cgroup_dir();
+  std::string mount = cgroup2_mount();
+  std::string dir = mount.empty() ? "" : own_cgroup_dir(mount);
   if (dir.empty()) return err(ENOENT);
-  while (dir.size() >= std::string("/sys/fs/cgroup").size()) {
+  while (dir.size() >= mount.size()) {
     struct stat st {};
     if (stat(dir.c_str(), &st) == 0 && st.st_ino == want) return 1;
     size_t slash = dir.find_last_of('/');
