@@ -402,6 +402,51 @@ TEST(RingbufHelpers, CheckedModeGrantsSamplesAndRefusesOtherPointers) {
   EXPECT_NE(rb.error().message.find("bpf_ringbuf_reserve"), std::string::npos) << rb.error().message;
 }
 
+// Checked mode tracks each run's reservations: a record left reserved at
+// exit is a fault and is discarded (else the consumer would wait behind it
+// for good); a record is the program's only until submitted.
+TEST(RingbufHelpers, CheckedModeTracksReservationsPerRun) {
+  auto m = make_ringbuf(4096);
+  // r0 = reserve(map, 16); exit with it reserved.
+  std::vector<RawInsn> leak = ld_map(1, u(m), 0);
+  append(leak, {testing::mov64_imm(2, 16), testing::mov64_imm(3, 0), raw(0x85, 0, 0, 0, kReserve),
+                testing::mov64_imm(0, 0), testing::exit_insn()});
+  auto r = run_checked(leak, m.get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("neither submitted nor discarded"), std::string::npos)
+      << r.error().message;
+  // The leaked record was discarded: the next one reaches the consumer.
+  std::vector<RawInsn> ok = ld_map(1, u(m), 0);
+  append(ok,
+         {testing::mov64_imm(2, 16), testing::mov64_imm(3, 0), raw(0x85, 0, 0, 0, kReserve),
+          raw(0x15, 0, 0, 5, 0), raw(0x7a, 0, 0, 0, 7), testing::mov64_reg(1, 0), testing::mov64_imm(2, 0),
+          raw(0x85, 0, 0, 0, kSubmit), testing::mov64_imm(0, 1), testing::exit_insn()});
+  auto r2 = run_checked(ok, m.get());
+  ASSERT_TRUE(r2.ok()) << r2.error().message;
+  auto recs = drain(m);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0][0], 7);
+  // Written after submit: the record is no longer the program's.
+  std::vector<RawInsn> late = ld_map(1, u(m), 0);
+  append(late, {testing::mov64_imm(2, 16), testing::mov64_imm(3, 0), raw(0x85, 0, 0, 0, kReserve),
+                raw(0x15, 0, 0, 5, 0), testing::mov64_reg(6, 0), testing::mov64_reg(1, 0),
+                testing::mov64_imm(2, 0), raw(0x85, 0, 0, 0, kSubmit), raw(0x7a, 6, 0, 0, 9),
+                testing::mov64_imm(0, 1), testing::exit_insn()});
+  auto r3 = run_checked(late, m.get());
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.error().message.find("write of 8 bytes"), std::string::npos) << r3.error().message;
+  // Submitted twice: the second is not a held reservation.
+  std::vector<RawInsn> twice = ld_map(1, u(m), 0);
+  append(twice,
+         {testing::mov64_imm(2, 16), testing::mov64_imm(3, 0), raw(0x85, 0, 0, 0, kReserve),
+          raw(0x15, 0, 0, 7, 0), testing::mov64_reg(6, 0), testing::mov64_reg(1, 0), testing::mov64_imm(2, 0),
+          raw(0x85, 0, 0, 0, kSubmit), testing::mov64_reg(1, 6), testing::mov64_imm(2, 0),
+          raw(0x85, 0, 0, 0, kSubmit), testing::mov64_imm(0, 1), testing::exit_insn()});
+  auto r4 = run_checked(twice, m.get());
+  ASSERT_FALSE(r4.ok());
+  EXPECT_NE(r4.error().message.find("still held by this run"), std::string::npos) << r4.error().message;
+}
+
 // ---- the kernel as the oracle ----
 
 // One program for both: r6 = the ring (`map_ld`); output 13 bytes and 0

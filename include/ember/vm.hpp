@@ -47,8 +47,28 @@ class MemoryGuard {
     stack_lo_ = s.stack_lo, stack_hi_ = s.stack_hi;
   }
 
+  // References a helper hands out that the program must give back (ring
+  // buffer records: submitted or discarded). The verifier proves verified
+  // code does; checked mode tracks them per run instead.
+  using DropFn = void (*)(uint64_t addr);
+  void hold(uint64_t addr, DropFn drop) { held_.push_back({addr, drop}); }
+  // Gives a reference back and takes its memory away from the program (a
+  // record written after bpf_ringbuf_submit is a fault); false if `addr`
+  // is not held.
+  bool release(uint64_t addr);
+  size_t held() const { return held_.size(); }
+  // Drops every reference still held (a run that ended, or faulted, without
+  // giving them back: a reserved record left alone would block its ring
+  // buffer's consumer for good).
+  void drop_held();
+
  private:
+  struct Held {
+    uint64_t addr;
+    DropFn drop;
+  };
   std::vector<MemRegion> regions_;
+  std::vector<Held> held_;
   uint64_t stack_lo_ = 0, stack_hi_ = 0;
 };
 

@@ -23,12 +23,6 @@ constexpr ArgType M = ArgType::ConstMapPtr;
 uint64_t err(int e) { return static_cast<uint64_t>(static_cast<int64_t>(-e)); }
 uint64_t ret(long r) { return static_cast<uint64_t>(static_cast<int64_t>(r)); }
 
-// Checked mode: the samples this thread reserved and has not released yet.
-// The kernel's verifier proves that submit/discard get such a pointer (and
-// that every reservation is released); unverified code is checked here, as
-// a wild pointer would otherwise lead commit() to a wild ring.
-thread_local std::vector<uint64_t> t_reserved;
-
 RingbufMap* ringbuf(HelperCall& c, uint64_t map, const char* what) {
   Map* m = c.map(map, what);
   return m && m->type() == MapType::Ringbuf ? static_cast<RingbufMap*>(m) : nullptr;
@@ -49,23 +43,22 @@ uint64_t ringbuf_reserve(HelperCall& c, uint64_t map, uint64_t size, uint64_t fl
   void* sample = rb->reserve(size);
   if (sample && c.guard) {
     c.guard->grant(sample, size, true);
-    t_reserved.push_back(reinterpret_cast<uint64_t>(sample));
+    c.guard->hold(reinterpret_cast<uint64_t>(sample),
+                  [](uint64_t s) { RingbufMap::commit(reinterpret_cast<void*>(s), 0, true); });
   }
   return reinterpret_cast<uint64_t>(sample);
 }
 
-// Checked mode: is `sample` a reservation of this thread? Forgets it.
+// Checked mode: is `sample` a reservation this run holds? Gives it back.
+// The kernel's verifier proves that submit/discard get such a pointer (and
+// that every reservation is released); unverified code is checked here, as
+// a wild pointer would otherwise lead commit() to a wild ring.
 bool release_checked(HelperCall& c, uint64_t sample, const char* what) {
-  if (!c.guard) return true;
-  auto it = std::find(t_reserved.begin(), t_reserved.end(), sample);
-  if (it == t_reserved.end()) {
-    if (c.fault.empty())
-      c.fault =
-          std::string(what) + ": " + std::to_string(sample) + " is not a sample from bpf_ringbuf_reserve";
-    return false;
-  }
-  t_reserved.erase(it);
-  return true;
+  if (!c.guard || c.guard->release(sample)) return true;
+  if (c.fault.empty())
+    c.fault = std::string(what) + ": " + std::to_string(sample) +
+              " is not a sample from bpf_ringbuf_reserve still held by this run";
+  return false;
 }
 
 // bpf_ringbuf_submit/discard(sample, flags): no result. The kernel checks

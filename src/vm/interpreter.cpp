@@ -2,6 +2,7 @@
 // Three instantiations: fast (verified code), checked (unverified code:
 // every access bounded, instruction budget) and traced (checked + a hook
 // before each instruction).
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <sstream>
@@ -19,6 +20,21 @@ bool MemoryGuard::allows(uint64_t addr, uint64_t size, bool write) const {
       if (!write || r.writable) return true;
   }
   return false;
+}
+
+bool MemoryGuard::release(uint64_t addr) {
+  auto it = std::find_if(held_.begin(), held_.end(), [&](const Held& h) { return h.addr == addr; });
+  if (it == held_.end()) return false;
+  held_.erase(it);
+  // Emptied, not erased: nested runs restore the region list by its length.
+  for (MemRegion& r : regions_)
+    if (r.start == addr) r.size = 0;
+  return true;
+}
+
+void MemoryGuard::drop_held() {
+  for (const Held& h : held_) h.drop(h.addr);
+  held_.clear();
 }
 
 namespace {
@@ -185,6 +201,13 @@ Result<uint64_t> Interpreter::exec(const RunInput& in, const RunOptions& opts, c
   MemoryGuard own_guard;
   MemoryGuard& guard = entry.parent && entry.parent->guard ? *entry.parent->guard : own_guard;
   GuardScope guard_scope(guard, Checked && entry.parent);
+  // However a checked run ends, it leaves no reference behind.
+  struct DropHeld {
+    MemoryGuard* g;
+    ~DropHeld() {
+      if (g) g->drop_held();
+    }
+  } drop_held{Checked && !entry.parent ? &guard : nullptr};
   if constexpr (Checked) {
     if (!entry.parent) {
       if (in.ctx && in.ctx_size) guard.grant(in.ctx, in.ctx_size, in.ctx_writable);
@@ -746,7 +769,15 @@ enter_call:
   ip = callee;
   DISPATCH();
 op_EXIT:
-  if (depth == 0) return reg[0];
+  if (depth == 0) {
+    if constexpr (Checked)
+      if (!entry.parent && guard.held())
+        return fault_at(*prog_, ip - base,
+                        std::to_string(guard.held()) +
+                            " ring buffer record(s) reserved and neither submitted nor discarded at exit "
+                            "(the kernel's verifier refuses this: unreleased reference); discarded");
+    return reg[0];
+  }
   --depth;
   reg[6] = frames[depth].saved[0];
   reg[7] = frames[depth].saved[1];
