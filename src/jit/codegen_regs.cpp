@@ -206,8 +206,10 @@ void Codegen::choose_saved_registers() {
     if (needs_fp_) saved_lean_.push_back(RBP);
     if (!direct_ && saved_lean_.size() % 2) saved_lean_.push_back(kTmp);
   }
-  // Falling into the code without a call: an odd number of slots.
-  pad_lean_ = direct_ && saved_lean_.size() % 2 == 0;
+  // Falling into the code without a call: an odd number of slots, for the
+  // calls the code makes (code that calls nothing needs the frame for
+  // nothing either, and no alignment).
+  pad_lean_ = direct_ && needs_frame_ && saved_lean_.size() % 2 == 0;
 }
 
 }  // namespace ember::jit
