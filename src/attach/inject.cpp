@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "attach/elf_image.hpp"
 #include "attach/ptrace_threads.hpp"
 #include "attach/remote_call.hpp"
 #include "attach/target_libc.hpp"
@@ -112,7 +113,8 @@ bool agent_signal_pending(pid_t pid, const StoppedThread& t) {
 std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, const AgentCode& code,
                             const std::vector<Mapping>& maps) {
   std::string who = "thread " + std::to_string(t.tid);
-  if (code.contains(t.regs.rip)) return who + " is running the agent's code";
+  if (code.contains(t.regs.rip))
+    return who + " is running the agent's code (at " + hex_string(t.regs.rip) + ")";
   if (agent_signal_pending(proc.pid(), t)) return who + " has a signal for the agent's handlers pending";
   // Its live stack, from rsp up (to the end of its mapping, at most 256 KiB):
   // any word pointing into the agent's code may be a return address.
@@ -130,6 +132,17 @@ std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, 
   return "";
 }
 
+// Code that came with the agent: the agent's own mappings, those of a file
+// not mapped before (libraries it brought), and anonymous ones not there
+// before (trampolines, JIT code). A file mapped before stays the program's
+// even if its mapping changed shape.
+bool is_new_code(const Mapping& m, const std::vector<CodeRange>& before, const std::string& so_path) {
+  if (m.path == so_path) return true;
+  if (!m.path.empty() && m.path[0] == '/')
+    return std::none_of(before.begin(), before.end(), [&](const CodeRange& r) { return r.path == m.path; });
+  return std::find(before.begin(), before.end(), CodeRange{m.start, m.end, m.path}) == before.end();
+}
+
 enum class UnloadStep { Done, Retry };
 
 // One attempt with every thread stopped; `why` says what was in the way.
@@ -141,8 +154,7 @@ Result<UnloadStep> try_unload(pid_t pid, const std::string& so_path, const std::
   if (!maps) return maps.error();
   AgentCode code;
   for (const auto& m : *maps)
-    if (m.executable() && std::find(before.begin(), before.end(), CodeRange{m.start, m.end}) == before.end())
-      code.ranges.push_back({m.start, m.end});
+    if (m.executable() && is_new_code(m, before, so_path)) code.ranges.push_back({m.start, m.end, m.path});
   for (const auto& t : s->proc.threads())
     if (std::string w = thread_in_agent(s->proc, t, code, *maps); !w.empty()) {
       *why = w;
@@ -179,7 +191,7 @@ Result<std::vector<CodeRange>> code_ranges(pid_t pid) {
   if (!maps) return maps.error();
   std::vector<CodeRange> out;
   for (const auto& m : *maps)
-    if (m.executable()) out.push_back({m.start, m.end});
+    if (m.executable()) out.push_back({m.start, m.end, m.path});
   return out;
 }
 

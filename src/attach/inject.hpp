@@ -43,6 +43,7 @@ Status unload_library(pid_t pid, const std::string& so_path);
 // unload_agent: what was there before the agent came.
 struct CodeRange {
   uintptr_t start = 0, end = 0;
+  std::string path;  // the mapped file, "" for anonymous memory
   friend bool operator==(const CodeRange&, const CodeRange&) = default;
 };
 Result<std::vector<CodeRange>> code_ranges(pid_t pid);
@@ -51,8 +52,10 @@ Result<std::vector<CodeRange>> code_ranges(pid_t pid);
 // once the agent has detached its hooks: the process as it was, without
 // the library. Safe only when no thread can ever run the agent's code
 // again, so with every thread stopped it checks that none
-//  - runs code that appeared since `before` (the agent, its trampolines,
-//    its JIT-compiled programs), or has a word pointing into such code on
+//  - runs code that appeared since `before` (the agent and the libraries
+//    it brought, its trampolines, its JIT-compiled programs: executable
+//    mappings of a file not mapped before, of the agent, or anonymous ones
+//    not there before), or has a word pointing into such code on
 //    its live stack (a return address into a trampoline or the agent: a
 //    uretprobe's replaced return address, a SIGTRAP handler's frame), or
 //    has a SIGTRAP or SIGRTMIN+3 pending (the agent's handlers go);
