@@ -69,6 +69,29 @@ TEST(Verifier, AcceptsTheConformanceSuite) {
   EXPECT_TRUE(rejected.empty()) << accepted << " accepted; rejected:\n" << rejected;
 }
 
+// The kernel resolves every map reference before verifying: one in code no
+// path reaches still fails the load.
+TEST(Verifier, RejectsAMapReferenceInDeadCode) {
+  VerifyInput in;
+  in.maps = {hash_map(4, 8)};
+  const char* dead = R"(
+    r0 = 0
+    if r0 == 0 goto +2
+    r1 = map[idx:%d] ll
+    r0 = 1
+    exit
+  )";
+  char text[256];
+  std::snprintf(text, sizeof text, dead, 0);
+  VerifyResult ok = verify_text(text, in);
+  EXPECT_TRUE(ok.ok) << ok.message;
+  std::snprintf(text, sizeof text, dead, 3);
+  VerifyResult r = verify_text(text, in);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.insn, 2u);
+  EXPECT_NE(r.message.find("map index 3 names no map (the program has 1)"), std::string::npos) << r.message;
+}
+
 TEST(Verifier, RejectsALookupResultUsedWithoutANullCheck) {
   VerifyInput in;
   in.maps = {hash_map(4, 8)};

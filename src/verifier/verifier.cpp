@@ -2,6 +2,8 @@
 #include "ember/verifier.hpp"
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "verifier/analyzer.hpp"
 #include "verifier/cfg.hpp"
@@ -38,7 +40,41 @@ bool reason_from_name(std::string_view name, VerifyReason* out) {
   return false;
 }
 
+namespace {
+
+// Every map reference must name a map, reachable or not: the kernel
+// resolves them all before it verifies (resolve_pseudo_ldimm64), so a bad
+// one in dead code fails the load too.
+std::optional<VerifyResult> check_map_refs(const Program& prog, const VerifyInput& in) {
+  for (size_t i = 0; i < prog.insts.size(); ++i) {
+    const Inst& ins = prog.insts[i];
+    if (ins.second_half || ins.op != Op::LDDW) continue;
+    if (ins.pseudo() != Pseudo::MapIdx && ins.pseudo() != Pseudo::MapIdxValue) continue;
+    uint32_t idx = static_cast<uint32_t>(ins.imm);
+    uint32_t off = static_cast<uint32_t>(ins.imm64 >> 32);
+    std::string what;
+    if (idx >= in.maps.size())
+      what = "map index " + std::to_string(idx) + " names no map (the program has " +
+             std::to_string(in.maps.size()) + ")";
+    else if (ins.pseudo() == Pseudo::MapIdxValue && off >= in.maps[idx].value_size)
+      what = "offset " + std::to_string(off) + " is outside the " + std::to_string(in.maps[idx].value_size) +
+             "-byte value of map " + std::to_string(idx);
+    if (what.empty()) continue;
+    VerifyResult r;
+    r.reason = idx >= in.maps.size() ? VerifyReason::HelperArg : VerifyReason::MapValueOutOfBounds;
+    r.insn = i;
+    std::string line = in.source_line ? in.source_line(i) : "";
+    r.message = "instruction " + std::to_string(i) + (line.empty() ? "" : " (" + line + ")") + ": " + what +
+                " (checked before verifying, reachable or not, as the kernel does)";
+    return r;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 VerifyResult verify(const Program& prog, const VerifyInput& in) {
+  if (auto bad = check_map_refs(prog, in)) return *bad;
   HelperTable fallback;
   const HelperTable* helpers = in.helpers;
   if (!helpers) {
