@@ -16,9 +16,12 @@
 #   probes: cost per hit of Ember's hooks (entry, return, int3) against the
 #           kernel's uprobes/uretprobes on the same function (root) and the
 #           unprobed call (ember_probe_bench)
-# Usage: bench/run.sh [interp|maps|jit|verifier|probes] [extra flags]
+#   prevail: `ember verify` against PREVAIL's check on the verifier suite's
+#           objects (bench/peers/prevail.sh; needs PREVAIL_CHECK, else skipped)
+# Usage: bench/run.sh [interp|maps|jit|verifier|probes|prevail] [extra flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${1:-}" = prevail ] && shift && exec bench/peers/prevail.sh "$@"
 build=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BENCH=ON -DEMBER_TESTS=OFF >/dev/null
 suite=interp
