@@ -142,7 +142,8 @@ for obj in sorted(glob.glob(os.path.join(objdir, "*.bpf.o"))):
     pprogs, perr = prevail_progs(obj)
     names = [n for n, _ in eprogs] + [n for n in pprogs if n not in dict(eprogs)]
     if not names:
-        rows.append({"name": stem, "note": f"ember: {eerr}; prevail: {perr}"})
+        if not filt or filt in stem:
+            rows.append({"name": stem, "note": f"ember: {eerr}; prevail: {perr}"})
         continue
     for name in names:
         row = {"name": f"{stem}/{name}", "note": ""}
