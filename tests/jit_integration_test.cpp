@@ -383,3 +383,39 @@ TEST(JitIntegration, CorpusAgreesAcrossEngines) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// The runtime compiles a verified program with the verifier's facts: a
+// division by a value proven non-zero loses its zero check (smaller code),
+// the one that may divide by 0 keeps it, and the results stay the ISA's.
+TEST(JitIntegration, VerifierFactsReachTheJit) {
+  auto l = load("divide");
+  ASSERT_TRUE(l);
+  Prog* p = l->obj->progs()[0];
+  ASSERT_TRUE(p->verified());
+  ASSERT_NE(p->jit(), nullptr) << p->jit_error();
+  auto plain = JitProgram::compile(p->interpreter());
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_LT(p->jit()->code().size(), plain->code().size()) << "no division check was left out";
+  struct {
+    uint32_t a, b;
+    uint64_t q_safe, q_any;
+  } ctx{100, 0, 0, 7};
+  RunInput in;
+  in.ctx = &ctx;
+  in.ctx_size = sizeof ctx;
+  in.ctx_writable = true;
+  auto r = p->run(in, unchecked());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(ctx.q_safe, 100u);  // 100 / (0 | 1)
+  EXPECT_EQ(ctx.q_any, 0u);     // 100 / 0 is 0
+  ctx = {100, 6, 0, 0};
+  ASSERT_TRUE(p->run(in, unchecked()).ok());
+  EXPECT_EQ(ctx.q_safe, 14u);  // 100 / 7
+  EXPECT_EQ(ctx.q_any, 16u);
+}
+
+}  // namespace
+}  // namespace ember

@@ -69,6 +69,37 @@ TEST(Verifier, AcceptsTheConformanceSuite) {
   EXPECT_TRUE(rejected.empty()) << accepted << " accepted; rejected:\n" << rejected;
 }
 
+// What the walk proves for the JIT: which slots run, which divisors are
+// never 0 or -1 there.
+TEST(Verifier, FactsForTheJit) {
+  VerifyInput in;
+  in.mem_size = 8;
+  VerifyResult r = verify_text(R"(
+    r3 = *(u8 *)(r1 + 0)
+    r3 |= 1
+    r4 = *(u8 *)(r1 + 1)
+    r0 = 100
+    r0 /= r3
+    r0 /= r4
+    r0 s/= r3
+    r5 = 0
+    if r5 != 0 goto +1
+    exit
+    r0 = 1
+    exit
+  )",
+                               in);
+  ASSERT_TRUE(r.ok) << r.message;
+  ASSERT_EQ(r.facts.size(), 12u);
+  EXPECT_TRUE(r.facts[4].divisor_nonzero);
+  EXPECT_FALSE(r.facts[5].divisor_nonzero);
+  EXPECT_TRUE(r.facts[6].divisor_nonzero);
+  EXPECT_TRUE(r.facts[6].divisor_not_minus_one);
+  EXPECT_TRUE(r.facts[9].reached);
+  EXPECT_FALSE(r.facts[10].reached) << "the branch at 8 is never taken";
+  EXPECT_FALSE(r.facts[11].reached);
+}
+
 // The kernel resolves every map reference before verifying: one in code no
 // path reaches still fails the load.
 TEST(Verifier, RejectsAMapReferenceInDeadCode) {

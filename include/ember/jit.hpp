@@ -22,6 +22,7 @@
 #include "ember/helpers.hpp"
 #include "ember/isa.hpp"
 #include "ember/result.hpp"
+#include "ember/verifier.hpp"
 #include "ember/vm.hpp"
 
 namespace ember {
@@ -37,6 +38,10 @@ struct JitHint {
   // sdiv/smod by a register that is never -1: no INT_MIN / -1 check.
   bool divisor_not_minus_one = false;
 };
+
+// The verifier's facts (VerifyResult::facts of an accepted program) as JIT
+// hints, one per instruction slot.
+std::vector<JitHint> jit_hints(std::span<const InsnFacts> facts);
 
 struct JitOptions {
   // Constant blinding against JIT spraying (the kernel's bpf_jit_harden):

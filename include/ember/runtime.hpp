@@ -182,6 +182,7 @@ class Prog final : public HelperEnv {
   VerifyStats verify_stats_;
   bool use_jit_ = true;  // LoadOptions::jit
   bool blind_constants_ = false;
+  std::vector<JitHint> jit_hints_;   // from the verifier's facts
   std::unique_ptr<JitProgram> jit_;  // declared after interp_, which it uses: freed first
   std::string jit_error_;
 };

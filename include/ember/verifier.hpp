@@ -105,6 +105,14 @@ struct VerifyStats {
   uint32_t max_ctx_offset = 0;  // highest context byte accessed, +1
 };
 
+// What the walk proved of one instruction slot, for the JIT (JitHint):
+// valid for runs that match the verifier's model of the input.
+struct InsnFacts {
+  bool reached = false;               // some path executes it (else dead)
+  bool divisor_nonzero = true;        // div/mod by a register: never 0 here
+  bool divisor_not_minus_one = true;  // signed div/mod by a register: never -1 here
+};
+
 struct VerifyResult {
   bool ok = false;
   VerifyReason reason = VerifyReason::InvalidInsn;  // when !ok
@@ -112,6 +120,7 @@ struct VerifyResult {
   std::string message;                              // one paragraph: what, where (insn and source), why
   std::string state;                                // registers and stack at the failure, kernel-like
   std::vector<size_t> path;                         // instructions where branches were decided
+  std::vector<InsnFacts> facts;                     // one per instruction slot, when ok
   std::string log;                                  // the verbose log (log_level >= 1)
   VerifyStats stats;
 };

@@ -60,17 +60,20 @@ VerifyResult verify_raw(const Program& prog, const HelperTable& helpers, size_t 
 std::string rejection(const LoadedCode& code, const VerifyResult& r) {
   std::string path;
   for (size_t i : r.path) path += (path.empty() ? "" : " -> ") + std::to_string(i);
-  return code.origin + ": the verifier rejects it [" + std::string(reason_name(r.reason)) + "]: " + r.message +
-         (r.state.empty() ? "" : "\n  state: " + r.state) +
+  return code.origin + ": the verifier rejects it [" + std::string(reason_name(r.reason)) +
+         "]: " + r.message + (r.state.empty() ? "" : "\n  state: " + r.state) +
          (path.empty() ? "" : "\n  path (branches decided at): " + path) +
          "\n  (--unverified runs it anyway, in the interpreter's checked mode)";
 }
 
 // The JIT for verified code; a program it cannot compile falls back to the
 // interpreter's fast mode, and says so (never wrong code).
-Result<uint64_t> run_verified(const Interpreter& interp, RunInput in, const RunOptions& opts, bool use_jit) {
+Result<uint64_t> run_verified(const Interpreter& interp, RunInput in, const RunOptions& opts, bool use_jit,
+                              std::span<const InsnFacts> facts) {
   if (use_jit) {
-    auto jit = JitProgram::compile(interp);
+    JitOptions jo;
+    jo.hints = jit_hints(facts);  // what the verifier proved: dead code, safe divisors
+    auto jit = JitProgram::compile(interp, jo);
     if (jit) return jit->run(in, opts);
     std::fprintf(stderr, "ember: note: the JIT cannot compile it (%s); running it in the interpreter\n",
                  jit.error().message.c_str());
@@ -86,9 +89,10 @@ int run_raw(const LoadedCode& code, const RawRunOptions& o) {
   HelperTable helpers = default_helper_table();
   auto interp = Interpreter::create(*prog, helpers);
   if (!interp) return error(code.origin + ": " + interp.error().message);
+  VerifyResult verdict;
   if (!o.unverified) {
-    VerifyResult r = verify_raw(*prog, helpers, o.mem.size());
-    if (!r.ok) return error(rejection(code, r));
+    verdict = verify_raw(*prog, helpers, o.mem.size());
+    if (!verdict.ok) return error(rejection(code, verdict));
   }
   std::vector<uint8_t> mem = o.mem;  // the program may write to it
   RunInput in = RunInput::memory(mem);
@@ -100,7 +104,7 @@ int run_raw(const LoadedCode& code, const RawRunOptions& o) {
   if (o.seed) opts.random_seed = *o.seed;
   TracePrinter tracer(*prog);
   if (o.trace) opts.trace = [&](const TraceStep& s) { tracer.step(s); };
-  auto r0 = opts.checked ? interp->run(in, opts) : run_verified(*interp, in, opts, !o.interp);
+  auto r0 = opts.checked ? interp->run(in, opts) : run_verified(*interp, in, opts, !o.interp, verdict.facts);
   if (o.trace) tracer.flush(nullptr);  // the exit, or the instruction that faulted
   std::fflush(stdout);
   if (!r0) return error(code.origin + ": " + r0.error().message);

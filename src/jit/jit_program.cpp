@@ -259,6 +259,16 @@ JitProgram::JitProgram(JitProgram&&) noexcept = default;
 JitProgram& JitProgram::operator=(JitProgram&&) noexcept = default;
 JitProgram::~JitProgram() = default;
 
+std::vector<JitHint> jit_hints(std::span<const InsnFacts> facts) {
+  std::vector<JitHint> hints(facts.size());
+  for (size_t i = 0; i < facts.size(); ++i) {
+    hints[i].dead = !facts[i].reached;
+    hints[i].nonzero_divisor = facts[i].reached && facts[i].divisor_nonzero;
+    hints[i].divisor_not_minus_one = facts[i].reached && facts[i].divisor_not_minus_one;
+  }
+  return hints;
+}
+
 Result<JitProgram> JitProgram::compile(const Interpreter& interp, const JitOptions& opts) {
   const Program& prog = interp.program();
   if (prog.insts.empty()) return fail("JIT: the program is empty");

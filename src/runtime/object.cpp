@@ -318,6 +318,7 @@ VerifyResult Prog::verify(int log_level) {
   verified_ = r.ok;
   jit_.reset();
   jit_error_.clear();
+  jit_hints_ = r.ok ? jit_hints(r.facts) : std::vector<JitHint>{};
   if (r.ok) compile_jit();
   if (id_) rt_->prog_changed();  // verified after load: `ember prog show` sees its JIT code
   return r;
@@ -334,6 +335,7 @@ void Prog::compile_jit() {
   }
   JitOptions jo;
   jo.blind_constants = blind_constants_;
+  jo.hints = jit_hints_;  // what the verifier proved: dead code, safe divisors
   auto j = JitProgram::compile(*interp_, jo);
   if (!j) {
     jit_error_ = "the JIT failed, the interpreter runs it: " + j.error().message;

@@ -12,6 +12,7 @@ Analyzer::Analyzer(const Program& prog, const VerifyInput& in, const HelperTable
     : prog_(prog), in_(in), helpers_(helpers), cfg_(cfg), rules_(rules_for(in.type)) {
   visited_.resize(prog.insts.size());
   visits_.assign(prog.insts.size(), 0);
+  facts_.assign(prog.insts.size(), InsnFacts{});
   subprog_depth_.assign(cfg.subprogs.size(), 0);
 }
 
@@ -552,9 +553,27 @@ Step Analyzer::check_stack_depth() const {
   return std::nullopt;
 }
 
+// Facts hold for the JIT only if every visit agrees: each visit's state
+// includes every concrete state that reaches it along its paths, and the
+// walk covers every path (pruned paths are included in walked ones).
+void Analyzer::note_facts(const State& s) {
+  const Inst& in = prog_.insts[s.pc];
+  InsnFacts& f = facts_[s.pc];
+  f.reached = true;
+  if (in.op == Op::LDDW && s.pc + 1 < facts_.size()) facts_[s.pc + 1].reached = true;
+  const OpInfo& info = in.info();
+  uint8_t code = info.opcode & 0xf0;
+  if (info.form != Form::AluReg || (code != 0x30 && code != 0x90)) return;
+  const Scalar& d = s.reg(in.src).val;
+  bool is64 = (info.opcode & 7) == 7;  // BPF_ALU64
+  if (is64 ? d.umin == 0 : d.u32min == 0) f.divisor_nonzero = false;
+  if (is64 ? d.smin <= -1 && d.smax >= -1 : d.s32min <= -1 && d.s32max >= -1) f.divisor_not_minus_one = false;
+}
+
 VerifyResult Analyzer::finish(const State* s, size_t insn, const Fail* f) {
   VerifyResult r;
   r.ok = f == nullptr;
+  if (r.ok) r.facts = std::move(facts_);
   r.stats = stats_;
   r.stats.stack_depth = static_cast<uint32_t>(subprog_depth_.empty() ? 0 : subprog_depth_[0]);
   if (f) {
@@ -646,6 +665,7 @@ VerifyResult Analyzer::run() {
         }
       }
       if (in_.log_level >= 2) log_ += std::to_string(s.pc) + ": " + state_str(s) + "\n";
+      note_facts(s);
       bool path_done = false;
       size_t pc = s.pc;
       if (Step err = step(s, path_done)) {

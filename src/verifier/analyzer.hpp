@@ -121,6 +121,8 @@ class Analyzer {
   const ProgTypeRules& rules_;
   std::vector<State> pending_;
   std::vector<std::vector<std::unique_ptr<Checkpoint>>> visited_;  // per instruction
+  std::vector<InsnFacts> facts_;  // what every visit had in common, for the JIT
+  void note_facts(const State& s);
   std::vector<uint32_t> visits_;                                   // per instruction, for the budget message
   std::vector<int32_t> subprog_depth_;                             // deepest stack use per function
   uint32_t last_id_ = 0;
