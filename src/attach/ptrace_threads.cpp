@@ -42,16 +42,6 @@ Result<std::vector<pid_t>> list_tids(pid_t pid) {
   return tids;
 }
 
-// The state letter of a thread ('R', 'S', 'Z'...), '?' if unreadable.
-char thread_state(pid_t pid, pid_t tid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return '?';
-  size_t close = line.rfind(')');  // comm may hold spaces and parentheses
-  if (close == std::string::npos || close + 2 >= line.size()) return '?';
-  return line[close + 2];
-}
-
 std::string status_field(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -93,6 +83,16 @@ std::string permission_reason(pid_t pid) {
 }
 
 }  // namespace
+
+// The state letter of a thread ('R', 'S', 'Z'...), '?' if unreadable.
+char thread_state(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return '?';
+  size_t close = line.rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos || close + 2 >= line.size()) return '?';
+  return line[close + 2];
+}
 
 PtRegs StoppedThread::pt_regs() const {
   static_assert(sizeof(user_regs_struct) >= sizeof(PtRegs));

@@ -130,4 +130,7 @@ struct ThreadEvent {
 };
 Result<ThreadEvent> wait_thread(pid_t tid, std::chrono::steady_clock::time_point deadline);
 
+// The state letter of a thread ('R', 'S', 'Z'...) from /proc, '?' if unreadable.
+char thread_state(pid_t pid, pid_t tid);
+
 }  // namespace ember::attach

@@ -81,16 +81,6 @@ bool sigsegv_ignored(pid_t pid) {
   return false;
 }
 
-// The state letter of a thread ('R', 'S', 'Z'...), '?' if unreadable.
-char thread_state(pid_t pid, pid_t tid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return '?';
-  size_t close = line.rfind(')');  // comm may hold spaces and parentheses
-  if (close == std::string::npos || close + 2 >= line.size()) return '?';
-  return line[close + 2];
-}
-
 // Builds the call frame on the thread's stack; returns the call's registers
 // and sets *ret_slot to where the return address (0) is.
 Result<user_regs_struct> build_frame(StoppedProcess& proc, const user_regs_struct& saved, uintptr_t fn,
