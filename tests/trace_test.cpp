@@ -185,7 +185,12 @@ TEST(Agent, AProbeOnAnIfuncHitsTheSelectedImplementation) {
   auto a = attach::Agent::start(cfg, **engine, /*publish=*/false);
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ((*a)->errors().size(), 0u) << (*a)->errors()[0];
-  auto impl = reinterpret_cast<uintptr_t>(dlsym(RTLD_DEFAULT, "strlen"));
+  // libc's own strlen, resolved: in the sanitizer build RTLD_DEFAULT would
+  // find ASan's interceptor in the executable, which calls libc's.
+  void* libc_handle = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(libc_handle, nullptr);
+  auto impl = reinterpret_cast<uintptr_t>(dlsym(libc_handle, "strlen"));
+  dlclose(libc_handle);
   ASSERT_EQ((*a)->probes().size(), 2u);
   EXPECT_EQ((*a)->probes()[0].addr, impl) << "on the implementation, not on the resolver";
   size_t (*volatile call)(const char*) = &strlen;
