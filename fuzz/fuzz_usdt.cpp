@@ -54,9 +54,17 @@ void elf(const uint8_t* data, size_t size) {
       for (const ember::attach::ElfNote& note : *n) (void)note.desc.size();
     }
   }
-  for (const ember::attach::ElfSegment& seg : img->loads())
-    if (auto off = img->vaddr_to_offset(seg.vaddr); off && *off != seg.offset && seg.filesz > 0)
+  // A segment's own address maps to its own offset, unless an earlier
+  // segment of a malformed file overlaps it (the first one wins).
+  const auto& loads = img->loads();
+  for (size_t i = 0; i < loads.size(); ++i) {
+    const ember::attach::ElfSegment& seg = loads[i];
+    bool shadowed = false;
+    for (size_t j = 0; j < i; ++j)
+      shadowed |= seg.vaddr >= loads[j].vaddr && seg.vaddr - loads[j].vaddr < loads[j].filesz;
+    if (auto off = img->vaddr_to_offset(seg.vaddr); off && *off != seg.offset && seg.filesz > 0 && !shadowed)
       broken("a segment's own address maps elsewhere");
+  }
 }
 
 }  // namespace
