@@ -37,6 +37,7 @@
 #include "attach/agent.hpp"
 #include "attach/agent_config.hpp"
 #include "attach/hook_site.hpp"
+#include "attach/probe_runner.hpp"
 #include "runtime/registry.hpp"
 
 namespace ember::attach {
@@ -323,7 +324,8 @@ void run_session(const std::string& config_path) {
   start_controller_thread(fd);
 }
 
-__attribute__((constructor)) void ember_agent_init() {
+// Runs from the library's constructor (agent_init, agent_start.cpp).
+void ember_agent_init() {
   std::string config_path;
   if (const char* p = getenv(kAgentConfigEnv)) {
     config_path = p;
@@ -353,6 +355,9 @@ void restore_signals() {
 }
 
 }  // namespace
+
+void agent_init() { ember_agent_init(); }
+
 }  // namespace ember::attach
 
 // For other copies of the agent (other_active_agent): 1 while this one has
@@ -367,12 +372,34 @@ extern "C" __attribute__((visibility("default"))) int ember_agent_session_active
 }
 
 // Called by `ember trace -p` (unload_agent) in one thread of the stopped
+// process, once no thread runs the agent's code or trampolines: every
+// return address a return probe replaced is written back (those calls
+// return straight to their callers; their return probes are lost, as the
+// session is over), so that the controller's scan of the stacks then finds
+// no way back into the agent. Returns 0, or 1 while a session is on (then
+// nothing is touched).
+extern "C" __attribute__((visibility("default"))) int ember_agent_restore_returns() {
+  using namespace ember::attach;
+  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
+  if (!g_process) return 0;
+  if (!g_process->mu.try_lock()) return 1;
+  std::lock_guard lock(g_process->mu, std::adopt_lock);
+  if (g_process->agent) return 1;
+  detail::restore_replaced_returns();
+  return 0;
+}
+
+// Called by `ember trace -p` (unload_agent) in one thread of the stopped
 // process before it dlclose's the agent, once it has seen that no thread
 // runs in, or has a frame returning into, the agent's code or trampolines.
-// Returns 0 after freeing what the agent made and restoring the signal
-// dispositions, or why not: 1, a session is still on; 2, a thread still
-// has a return address replaced by a return probe (it would come back
-// through a trampoline into this library).
+// Returns 0 after freeing everything the agent made (the runtime and its
+// maps, the probe runners and every thread's runner list, the hook engine's
+// sites, trampolines and thread states) and restoring the signal
+// dispositions, or why not: 1, a session is still on; 2, a thread still has
+// a return address replaced by a return probe (it would come back through a
+// trampoline into this library). Per-thread cleanup goes through pthread
+// keys, deleted here: glibc would keep the library mapped for a thread_local
+// destructor of a thread that is still alive.
 extern "C" __attribute__((visibility("default"))) int ember_agent_prepare_unload() {
   using namespace ember::attach;
   if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
@@ -383,6 +410,8 @@ extern "C" __attribute__((visibility("default"))) int ember_agent_prepare_unload
   if (detail::any_outstanding_returns() || !detail::remove_unwind_guards_if_idle()) return 2;
   g_process->retired.clear();  // runtimes (their maps and JIT code), runners
   g_process->engine.reset();
+  ProbeRunner::release_thread_lists();
+  detail::release_process_state();
   restore_signals();
   return 0;
 }

@@ -1,10 +1,15 @@
 // The hot path of every hit: per-thread state, the entry dispatcher (entry
 // hooks, return address replacement) and the return dispatcher.
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <utility>
 
 #include "attach/hook_site.hpp"
 #include "attach/text_patch.hpp"
@@ -28,19 +33,33 @@ struct HotTls {
 // walked by grace_period().
 std::atomic<ThreadState*> g_registry{nullptr};
 
-// Releases the thread's state when it exits (a thread_local destructor).
-struct Reaper {
-  ThreadState* state = nullptr;
-  ~Reaper() {
-    tls.exiting = true;
-    if (state) {
-      state->depth.store(0, std::memory_order_relaxed);
-      state->in_use.store(false, std::memory_order_release);
-    }
-    tls.state = nullptr;
-  }
+// Releases a thread's state when the thread exits: the destructor of a
+// pthread key, not a thread_local object's. glibc keeps a library mapped
+// while a live thread has a thread_local destructor of it pending, so an
+// injected agent could not be unloaded after a thread that is still alive
+// had hit a hook; a key is deleted at unload (release_process_state).
+void release_state(void* p) {
+  tls.exiting = true;
+  auto* state = static_cast<ThreadState*>(p);
+  state->depth.store(0, std::memory_order_relaxed);
+  state->in_use.store(false, std::memory_order_release);
+  tls.state = nullptr;
+}
+
+// The key, made on the first hit of any thread (under a function-local
+// static's guard). Process-wide by nature, as the registry.
+struct StateKey {
+  pthread_key_t key{};
+  bool made = false;
 };
-thread_local Reaper tls_reaper;
+StateKey& state_key() {
+  static StateKey k = [] {
+    StateKey s;
+    s.made = pthread_key_create(&s.key, &release_state) == 0;
+    return s;
+  }();
+  return k;
+}
 
 ThreadState* claim_state() {
   for (ThreadState* s = g_registry.load(std::memory_order_acquire); s; s = s->next) {
@@ -71,7 +90,8 @@ ThreadState* claim_state() {
   }
   t->depth.store(0, std::memory_order_relaxed);
   tls.state = t;
-  tls_reaper.state = t;  // registers the destructor (may malloc: we are busy)
+  // Without a key (all taken) the state is not reused after the thread.
+  if (StateKey& k = state_key(); k.made) (void)pthread_setspecific(k.key, t);  // may malloc: we are busy
   return t;
 }
 
@@ -172,9 +192,31 @@ void grace_period() {
   }
 }
 
+namespace {
+// The table, for the life of the process (see the header) or until the
+// agent that made it is unloaded (SiteTable::release).
+SiteTable*& table_ptr() {
+  static SiteTable* table = new SiteTable;
+  return table;
+}
+}  // namespace
+
 SiteTable& SiteTable::instance() {
-  static SiteTable* table = new SiteTable;  // process lifetime (see the header)
-  return *table;
+  SiteTable* t = table_ptr();
+  assert(t && "the site table is used after release()");
+  return *t;
+}
+
+void SiteTable::release() {
+  SiteTable* t = std::exchange(table_ptr(), nullptr);
+  if (!t) return;
+  for (auto& slot : t->slots_)
+    if (Site* s = slot.load(std::memory_order_relaxed)) {
+      delete s->entry.load(std::memory_order_relaxed);
+      delete s->ret.load(std::memory_order_relaxed);
+      delete s;
+    }
+  delete t;
 }
 
 Site* SiteTable::find(uintptr_t addr) const {
@@ -205,6 +247,50 @@ Site* SiteTable::get_or_create(uintptr_t addr) {
 }  // namespace ember::attach::detail
 
 namespace ember::attach::detail {
+
+namespace {
+
+// Stack words of other threads, read and written through process_vm_*v on
+// this process: a shadow entry left by longjmp or a switched-away user
+// context may name a stack that is gone, and a plain access would fault.
+bool read_word(uint64_t addr, uint64_t* out) {
+  iovec local{out, 8}, remote{reinterpret_cast<void*>(addr), 8};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 8;
+}
+bool write_word(uint64_t addr, uint64_t value) {
+  iovec local{&value, 8}, remote{reinterpret_cast<void*>(addr), 8};
+  return process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == 8;
+}
+
+}  // namespace
+
+void restore_replaced_returns() {
+  for (ThreadState* s = g_registry.load(std::memory_order_acquire); s; s = s->next) {
+    if (!s->in_use.load(std::memory_order_acquire)) continue;
+    // Top-down, as unwind_fixup: the newest entry of a slot wins.
+    for (uint32_t i = s->depth.load(std::memory_order_relaxed); i-- > 0;) {
+      const ShadowEntry& e = s->shadow[i];
+      uint64_t now = 0;
+      if (read_word(e.slot, &now) && now == e.mark) (void)write_word(e.slot, e.ret);
+    }
+    s->depth.store(0, std::memory_order_relaxed);
+  }
+}
+
+void release_thread_states() {
+  if (StateKey& k = state_key(); k.made) {
+    (void)pthread_key_delete(k.key);
+    k.made = false;
+  }
+  ThreadState* s = g_registry.exchange(nullptr, std::memory_order_acq_rel);
+  while (s) {
+    ThreadState* next = s->next;
+    s->~ThreadState();
+    munmap(s, sizeof(ThreadState));
+    s = next;
+  }
+  tls.state = nullptr;  // other threads' TLS goes with the library
+}
 
 bool any_outstanding_returns() {
   for (ThreadState* s = g_registry.load(std::memory_order_acquire); s; s = s->next)

@@ -56,6 +56,10 @@ struct Site {
 class SiteTable {
  public:
   static SiteTable& instance();
+  // Frees the table, its sites and their hook lists; instance() must not be
+  // called again. Only for an agent about to be unloaded (see
+  // release_process_state).
+  static void release();
   Site* find(uintptr_t addr) const;
   Site* get_or_create(uintptr_t addr);  // null when full
   std::recursive_mutex& mutex() { return mu_; }
@@ -147,5 +151,20 @@ Status detach_site_hook(int id);
 HookMethod site_method(int id);
 // True when some thread has a return address replaced right now.
 bool any_outstanding_returns();
+
+// Unloading the agent (ember_agent_prepare_unload): these run in one thread
+// while every other thread of the process is stopped (ptrace) outside the
+// agent's code and trampolines.
+// Writes every replaced return address back (those calls return straight
+// to their callers, without their return hooks) and empties every shadow
+// stack; slots that no longer hold the mark (longjmp) are left alone.
+void restore_replaced_returns();
+// Deletes the thread-exit key and unmaps every thread's state.
+void release_thread_states();
+// Frees everything the engine keeps for the life of the process: thread
+// states, sites, trampolines (return trampolines included), the patcher's
+// fd. Only after the last HookEngine is gone; nothing of the engine may run
+// afterwards (the library is about to be unmapped).
+void release_process_state();
 
 }  // namespace ember::attach::detail

@@ -109,15 +109,21 @@ bool agent_signal_pending(pid_t pid, const StoppedThread& t) {
   return false;
 }
 
-// Why a thread could still reach the agent's code, "" if none can.
-std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, const AgentCode& code,
-                            const std::vector<Mapping>& maps) {
+// Why a thread is in the agent's code or about to enter it, "" if not.
+std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, const AgentCode& code) {
   std::string who = "thread " + std::to_string(t.tid);
   if (code.contains(t.regs.rip))
     return who + " is running the agent's code (at " + hex_string(t.regs.rip) + ")";
   if (agent_signal_pending(proc.pid(), t)) return who + " has a signal for the agent's handlers pending";
-  // Its live stack, from rsp up (to the end of its mapping, at most 256 KiB):
-  // any word pointing into the agent's code may be a return address.
+  return "";
+}
+
+// Why a thread's stack could lead back into the agent's code, "" if not.
+// Its live stack, from rsp up (to the end of its mapping, at most 256 KiB):
+// any word pointing into the agent's code may be a return address (a
+// helper of a probe program blocked in the C library, say).
+std::string stack_into_agent(const StoppedProcess& proc, const StoppedThread& t, const AgentCode& code,
+                             const std::vector<Mapping>& maps) {
   for (const auto& m : maps) {
     if (t.regs.rsp < m.start || t.regs.rsp >= m.end) continue;
     size_t n = std::min<uint64_t>(m.end - t.regs.rsp, kStackScanBytes) & ~size_t{7};
@@ -125,8 +131,9 @@ std::string thread_in_agent(const StoppedProcess& proc, const StoppedThread& t, 
     if (!proc.read_memory(t.regs.rsp, {reinterpret_cast<uint8_t*>(words.data()), n})) break;
     for (size_t i = 0; i < words.size(); ++i)
       if (code.contains(words[i]))
-        return who + " has an address in the agent's code on its stack (at rsp+" + std::to_string(i * 8) +
-               ": a probed function that has not returned?)";
+        return "thread " + std::to_string(t.tid) +
+               " has an address in the agent's code on its stack (at rsp+" + std::to_string(i * 8) +
+               ": a probe's helper that has not returned?)";
     break;
   }
   return "";
@@ -156,7 +163,22 @@ Result<UnloadStep> try_unload(pid_t pid, const std::string& so_path, const std::
   for (const auto& m : *maps)
     if (m.executable() && is_new_code(m, before, so_path)) code.ranges.push_back({m.start, m.end, m.path});
   for (const auto& t : s->proc.threads())
-    if (std::string w = thread_in_agent(s->proc, t, code, *maps); !w.empty()) {
+    if (std::string w = thread_in_agent(s->proc, t, code); !w.empty()) {
+      *why = w;
+      return UnloadStep::Retry;
+    }
+  // Return addresses replaced by return probes lead into trampolines: the
+  // agent writes them back (every thread is stopped) before the scan.
+  auto restore = remote_function(pid, so_path, "ember_agent_restore_returns");
+  if (!restore) return finish(*s, restore.error()).error();
+  auto restored = remote_call(s->proc, s->tid, *restore, {});
+  if (!restored) return finish(*s, restored.error()).error();
+  if (static_cast<int>(*restored) != 0) {
+    *why = "its session is not over (another ember trace attached to it?)";
+    return UnloadStep::Retry;
+  }
+  for (const auto& t : s->proc.threads())
+    if (std::string w = stack_into_agent(s->proc, t, code, *maps); !w.empty()) {
       *why = w;
       return UnloadStep::Retry;
     }

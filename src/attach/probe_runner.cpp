@@ -1,7 +1,11 @@
 #include "attach/probe_runner.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cassert>
+#include <utility>
 #include <vector>
 
 namespace ember::attach {
@@ -47,26 +51,60 @@ struct CacheSlot {
 [[gnu::tls_model("initial-exec")]] constinit thread_local RunInput t_input{
     .ctx = nullptr, .ctx_size = sizeof(PtRegs), .ctx_writable = false, .packet = {}};
 
-// Set once the thread's list is being destroyed (thread exit, or exit() on
-// the main thread): freeing its JitRunners calls free(), which may itself be
-// probed, and that hit must not recreate the list: it is counted as missed.
+// Set once the thread's list is being destroyed (thread exit): freeing its
+// JitRunners calls free(), which may itself be probed, and that hit must
+// not recreate the list: it is counted as missed.
 [[gnu::tls_model("initial-exec")]] thread_local bool t_runners_gone = false;
 
-struct ThreadRunnersOwner {
-  ThreadRunners runners;
-  ThreadRunnersOwner() { t_runners = &runners; }
-  ~ThreadRunnersOwner() {
-    t_runners_gone = true;
-    t_runners = nullptr;
-    for (CacheSlot& c : t_cache) c = {};
-  }
+// Every thread's list, and the pthread key whose destructor frees a list
+// when its thread exits. A key, not a thread_local object: glibc keeps a
+// library mapped while a live thread has a thread_local destructor of it
+// pending, so an injected agent could not be unloaded after a thread that
+// is still alive ran a probe; a key is deleted at unload
+// (release_thread_lists) and the lists of live threads are freed then.
+// Process-wide by nature (per-thread lists of a process-wide TLS slot).
+struct ThreadLists {
+  std::mutex mu;
+  std::vector<ThreadRunners*> all;
+  pthread_key_t key{};
+  bool has_key = false;
 };
+// Made on first use (the agent's constructor may run probes before this
+// file's dynamic initializers), freed by release_thread_lists.
+ThreadLists*& thread_lists() {
+  static ThreadLists* lists = new ThreadLists;
+  return lists;
+}
+
+void drop_list(ThreadRunners* list) {
+  {
+    ThreadLists& lists = *thread_lists();
+    std::lock_guard lock(lists.mu);
+    std::erase(lists.all, list);
+  }
+  delete list;
+}
+
+void on_thread_exit(void* list) {
+  t_runners_gone = true;
+  t_runners = nullptr;
+  for (CacheSlot& c : t_cache) c = {};
+  drop_list(static_cast<ThreadRunners*>(list));
+}
 
 ThreadRunners& thread_runners() {
   if (t_runners) [[likely]]
     return *t_runners;
-  thread_local ThreadRunnersOwner owner;
-  return owner.runners;
+  ThreadLists* lists = thread_lists();
+  assert(lists && "a probe ran after release_thread_lists");
+  auto* list = new ThreadRunners;
+  std::lock_guard lock(lists->mu);
+  if (!lists->has_key) lists->has_key = pthread_key_create(&lists->key, &on_thread_exit) == 0;
+  // Without a key (all taken) the list lives until the unload.
+  if (lists->has_key) (void)pthread_setspecific(lists->key, list);
+  lists->all.push_back(list);
+  t_runners = list;
+  return *list;
 }
 
 // Serial numbers of runners, unique in the process (the only process-wide
@@ -151,6 +189,16 @@ void ProbeRunner::run(PtRegs* regs) noexcept {
     errors_.fetch_add(1, std::memory_order_relaxed);
   }
   t_in_probe = false;
+}
+
+void ProbeRunner::release_thread_lists() {
+  ThreadLists* lists = std::exchange(thread_lists(), nullptr);
+  if (!lists) return;
+  if (lists->has_key) (void)pthread_key_delete(lists->key);
+  for (ThreadRunners* list : lists->all) delete list;
+  delete lists;
+  t_runners = nullptr;
+  for (CacheSlot& c : t_cache) c = {};
 }
 
 ProbeRunner::~ProbeRunner() { alive_->store(false, std::memory_order_release); }

@@ -55,6 +55,12 @@ class ProbeRunner {
   // follow forks turns its runners off before it restores the text).
   void set_enabled(bool on) { enabled_.store(on, std::memory_order_relaxed); }
 
+  // Frees every thread's JitRunners and deletes the pthread key that frees
+  // them at thread exit. Only for an agent about to be unloaded, with every
+  // runner destroyed and the process's other threads stopped outside the
+  // agent: no probe may run afterwards.
+  static void release_thread_lists();
+
   const Prog& prog() const { return *prog_; }
   Engine engine() const { return engine_; }
   const ProbeAttachInfo& info() const { return info_; }

@@ -77,6 +77,11 @@ Result<TextPatcher*> TextPatcher::instance() {
   return patcher;
 }
 
+void TextPatcher::release() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
 Status TextPatcher::write(uintptr_t addr, const void* bytes, size_t n) {
   if (pid_t self = getpid(); self != pid_) {
     // A forked child (the agent restores its copy of the text there): the
@@ -238,9 +243,20 @@ Result<uintptr_t> CodeArena::map_chunk(uintptr_t near) {
   return fail("cannot map trampoline memory near ", hex(near));
 }
 
+// Guards the chunk table of the one arena.
+static std::mutex& arena_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+void CodeArena::release() {
+  std::lock_guard lock(arena_mutex());
+  for (size_t i = 0; i < nchunks_; ++i) munmap(reinterpret_cast<void*>(chunks_[i].base), kChunk);
+  nchunks_ = 0;
+}
+
 Result<uintptr_t> CodeArena::alloc(uintptr_t near, size_t size) {
-  static std::mutex mu;  // guards the chunk table of the one arena
-  std::lock_guard lock(mu);
+  std::lock_guard lock(arena_mutex());
   size = (size + 15) & ~size_t{15};
   assert(size <= kChunk);
   const uintptr_t kReach = 1ull << 30;

@@ -32,6 +32,10 @@ class TextPatcher {
   // Whether other cores can be serialized (membarrier); without it only
   // one-byte pokes are safe and inline hooks fall back to int3.
   bool can_serialize() const { return sync_cmd_ != 0; }
+  // Closes /proc/self/mem: the agent is about to be unloaded and nothing
+  // may be written afterwards. (The membarrier registration is the
+  // process's and cannot be undone; it costs nothing when unused.)
+  void release();
   // A full barrier on every running thread of the process (the grace period
   // of the hook lists uses it). Falls back to nothing when unavailable.
   void barrier_all_threads();
@@ -77,10 +81,14 @@ Result<MappingInfo> mapping_of(uintptr_t addr);
 // RIP-relative operands reach what they did), carved from 64 KiB chunks
 // mapped r-x and filled through TextPatcher::write. Chunks stay mapped for
 // the life of the process: a thread may be inside a trampoline at any time,
-// and the only way to know it is not would cost every hit an atomic.
+// and the only way to know it is not would cost every hit an atomic. The
+// exception is an agent being unloaded, whose controller has stopped every
+// thread and checked that none is in or returns into one (release()).
 class CodeArena {
  public:
   static CodeArena& instance();
+  // Unmaps every chunk; what alloc() gave is gone.
+  void release();
   // Reserves `size` bytes near `near` (0: anywhere); error when no gap is
   // close enough.
   Result<uintptr_t> alloc(uintptr_t near, size_t size);
