@@ -234,8 +234,7 @@ Status unload_agent(pid_t pid, const std::string& so_path, const std::vector<Cod
   for (const auto& m : *maps)
     if (m.path == so_path)
       return fail("process ", pid, ": ", so_path,
-                  " stays mapped (detached, idle) after dlclose: the C library keeps a library while live "
-                  "threads have thread_local destructors of it pending (threads that ran a probe)");
+                  " stays mapped (detached, idle) after dlclose: something else holds a reference to it");
   return ok_status();
 }
 

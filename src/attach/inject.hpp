@@ -55,18 +55,18 @@ Result<std::vector<CodeRange>> code_ranges(pid_t pid);
 //  - runs code that appeared since `before` (the agent and the libraries
 //    it brought, its trampolines, its JIT-compiled programs: executable
 //    mappings of a file not mapped before, of the agent, or anonymous ones
-//    not there before), or has a word pointing into such code on
-//    its live stack (a return address into a trampoline or the agent: a
-//    uretprobe's replaced return address, a SIGTRAP handler's frame), or
-//    has a SIGTRAP or SIGRTMIN+3 pending (the agent's handlers go);
-// then asks the agent (ember_agent_prepare_unload, in the target) whether
-// its session is over and no shadow-stack return is outstanding, which
-// frees what it made and restores the signal dispositions; then dlclose. It
-// retries for about `patience` while any of that says "not yet". Errors:
-// it could not be done (the reason; the agent stays loaded, idle and
-// harmless), or dlclose left it mapped (the C library keeps a library
-// while live threads have thread_local destructors of it pending: threads
-// that ran a probe).
+//    not there before), or has a SIGTRAP or SIGRTMIN+3 pending (the agent's
+//    handlers go);
+// then has the agent write back every return address a uretprobe replaced
+// (ember_agent_restore_returns), then checks that no thread has a word
+// pointing into that code on its live stack (a probe's helper blocked in
+// the C library, a SIGTRAP handler's frame); then asks the agent
+// (ember_agent_prepare_unload, in the target) whether its session is over,
+// which frees what it made and restores the signal dispositions; then
+// dlclose. It retries for about `patience` while any of that says "not
+// yet". Errors: it could not be done (the reason; the agent stays loaded,
+// idle and harmless), or dlclose left it mapped (something else holds a
+// reference to it).
 Status unload_agent(pid_t pid, const std::string& so_path, const std::vector<CodeRange>& before,
                     std::chrono::milliseconds patience = std::chrono::seconds(3));
 
