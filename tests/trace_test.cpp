@@ -713,6 +713,10 @@ TEST_F(TraceLifecycle, AThreadThatRanAProbeLivesOnAndTheAgentIsUnloaded) {
     EXPECT_EQ(code_mappings(w.pid()), code_before) << "session " << first << ": code left behind";
     EXPECT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
     EXPECT_EQ(w.ask("thread 3 4"), "thread " + sum_of(3, 4));
+    // fork runs no handler of the unloaded agent (dlclose unregistered its
+    // pthread_atfork handlers); the child and the exec'd image run.
+    EXPECT_EQ(w.ask("forkexec 5 2 9"), "run " + sum_of(9, 2));
+    EXPECT_EQ(w.ask(""), "child 0");
   }
   int st = w.quit();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;

@@ -6,7 +6,9 @@
 // target must compute exactly what it would without us: the agent removes
 // itself from the environment its children inherit, installs no signal
 // handler, keeps every signal off its own thread and marks its fds
-// close-on-exec.
+// close-on-exec. The one exception is asked for: with --follow-forks the
+// preloaded agent stays in the environment, so that the programs the
+// target (and its children) exec load it again and are traced too.
 //
 // Unloading (`ember trace -p` detaches by dlclose'ing the agent it injected,
 // see unload_agent in inject.hpp): ember_agent_prepare_unload, called by the
@@ -31,6 +33,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,13 +119,15 @@ int connect_controller(const std::string& path) {
 
 const char* method_name(HookMethod m) { return m == HookMethod::Inline ? "inline" : "int3"; }
 
-void report_attached(int fd, const Agent& a) {
+// What attached; a forked child leaves out what did not (its parent said so).
+void report_attached(int fd, const Agent& a, bool with_errors = true) {
   for (const auto& p : a.probes()) {
     char addr[32];
     std::snprintf(addr, sizeof addr, "0x%lx", static_cast<unsigned long>(p.addr));
     send_line(fd, "probe " + p.runner->prog().name() + " " + addr + " " + method_name(p.method));
   }
-  for (const auto& e : a.errors()) send_line(fd, "error " + e);
+  if (with_errors)
+    for (const auto& e : a.errors()) send_line(fd, "error " + e);
   send_line(fd, "ready " + std::to_string(a.probes().size()));
 }
 
@@ -205,7 +210,7 @@ void on_fork_child() {
     return;
   }
   send_line(fd, "hello " + std::to_string(getpid()) + " " + std::to_string(getppid()));
-  report_attached(fd, *a);
+  report_attached(fd, *a, false);
   g_process->sock = fd;
   start_controller_thread(fd);
 }
@@ -282,13 +287,25 @@ void scrub_environment() {
   environ[w] = nullptr;
 }
 
-void run_session(const std::string& config_path) {
-  auto cfg = AgentConfig::read_file(config_path);
-  if (!cfg) return log_error(cfg.error().message);
-  int fd = connect_controller(cfg->socket_path);
+// True when the controller has already said "detach" (or gone) before the
+// session started: Ctrl-C while `ember trace -p` was injecting us. Nothing
+// is attached then, so the controller can unload us at once.
+bool cancelled_before_start(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  std::string line = read_line(fd, 0);
+  return line.empty() || split_agent_line(line).word == "detach";
+}
+
+void run_session(const AgentConfig& cfg) {
+  int fd = connect_controller(cfg.socket_path);
   if (fd < 0)
-    return log_error("cannot reach the controller at " + cfg->socket_path + ": " + std::strerror(errno));
+    return log_error("cannot reach the controller at " + cfg.socket_path + ": " + std::strerror(errno));
   send_line(fd, "hello " + std::to_string(getpid()) + " 0");
+  if (cancelled_before_start(fd)) {
+    send_line(fd, "detached");
+    return (void)close(fd);
+  }
   if (std::string other = other_active_agent(); !other.empty()) {
     send_line(fd, "fatal process " + std::to_string(getpid()) +
                       " is already traced by another ember trace (its agent " + other +
@@ -296,7 +313,7 @@ void run_session(const std::string& config_path) {
     return (void)close(fd);
   }
   g_process = new AgentProcess();  // see AgentProcess; emptied, not freed, by an unload
-  g_process->cfg = *cfg;
+  g_process->cfg = cfg;
   for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, nullptr, &g_process->before[sig]);
   auto engine = HookEngine::create();
   if (!engine) {
@@ -304,7 +321,7 @@ void run_session(const std::string& config_path) {
     return (void)close(fd);
   }
   g_process->engine = std::move(*engine);
-  auto agent = Agent::start(*cfg, *g_process->engine);
+  auto agent = Agent::start(cfg, *g_process->engine);
   if (!agent) {
     send_line(fd, "fatal " + agent.error().message);
     return (void)close(fd);
@@ -324,18 +341,35 @@ void run_session(const std::string& config_path) {
   start_controller_thread(fd);
 }
 
+// Spawn mode's config. The agent leaves the environment its children
+// inherit, except with --follow-forks while the session is on: then the
+// programs exec'd in the target and in its children load it again. A
+// config that is gone means the session is over (this is a program exec'd
+// after `ember trace` ended): it runs untraced, silently, and passes the
+// agent on no further.
+std::optional<AgentConfig> preloaded_config(const char* path) {
+  auto cfg = AgentConfig::read_file(path);
+  if (!cfg || !cfg->follow_forks) scrub_environment();
+  if (cfg) return *cfg;
+  if (access(path, F_OK) == 0 || errno != ENOENT) log_error(cfg.error().message);
+  return std::nullopt;
+}
+
 // Runs from the library's constructor (agent_init, agent_start.cpp).
 void ember_agent_init() {
-  std::string config_path;
+  std::optional<AgentConfig> cfg;
   if (const char* p = getenv(kAgentConfigEnv)) {
-    config_path = p;
-    scrub_environment();
+    cfg = preloaded_config(p);
   } else {
-    config_path = inject_config_path(getpid());
-    if (access(config_path.c_str(), R_OK) != 0) return;  // loaded for another reason: stay idle
+    std::string path = inject_config_path(getpid());
+    if (access(path.c_str(), R_OK) != 0) return;  // loaded for another reason: stay idle
+    auto read = AgentConfig::read_file(path);
+    if (!read) return log_error(read.error().message);
+    cfg = *read;
   }
+  if (!cfg) return;
   g_starting.store(true);
-  run_session(config_path);
+  run_session(*cfg);
   g_starting.store(false);
 }
 

@@ -238,10 +238,14 @@ Status unload_agent(pid_t pid, const std::string& so_path, const std::vector<Cod
   return ok_status();
 }
 
-Status inject_library(pid_t pid, const std::string& so_path) {
+Status inject_library(pid_t pid, const std::string& so_path, const std::atomic<bool>* cancel) {
+  auto cancelled = [&] { return cancel && cancel->load(); };
   if (auto st = check_library(so_path); !st) return st.error();
+  if (cancelled()) return fail("injecting ", so_path, " into process ", pid, ": cancelled");
   auto s = open_session(pid);
   if (!s) return fail("injecting ", so_path, ": ", s.error().message);
+  // The last moment the process can be let go untouched.
+  if (cancelled()) return finish(*s, fail("injecting ", so_path, " into process ", pid, ": cancelled"));
   auto handle = remote_call(s->proc, s->tid, s->api.dlopen, {so_path, uint64_t{RTLD_NOW}});
   if (!handle) return finish(*s, fail("injecting ", so_path, ": ", handle.error().message));
   if (*handle == 0)

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -28,8 +29,15 @@ namespace ember::attach {
 // no such process, ptrace not permitted (not root, Yama ptrace_scope,
 // another tracer), not an x86-64 process, no dlopen in the target (no glibc),
 // the library missing, dlopen failed (with dlerror's text), the target died
-// during the injection.
-Status inject_library(pid_t pid, const std::string& so_path);
+// during the injection, cancelled.
+//
+// `cancel` (Ctrl-C in `ember trace -p`): when it is set before the call to
+// dlopen starts, the process is let go as it was and the error says
+// "cancelled". Once dlopen runs it is let finish (stopping the dynamic
+// loader half-way would leave its lock taken in the target): its caller then
+// makes the library's constructor return early instead (ember trace tells
+// its agent to detach) and unloads it.
+Status inject_library(pid_t pid, const std::string& so_path, const std::atomic<bool>* cancel = nullptr);
 
 // Undoes inject_library: dlopen(so_path, RTLD_NOW | RTLD_NOLOAD) finds the
 // loaded library (error "not loaded" if it is not, so that a second unload

@@ -13,7 +13,16 @@
 // and a warning says why). One session at a time per process: the agent of
 // a second `ember trace -p` refuses to start while another has a session
 // (two hook engines would patch the same code over each other) and is
-// unloaded again.
+// unloaded again. Ctrl-C during the injection takes effect at once: the
+// injection stops before dlopen if it can, else the agent is told to detach
+// as soon as it says hello and is unloaded.
+//
+// Processes: the target (its agent says "hello PID 0" first), children it
+// forks with --follow-forks ("hello PID PARENT": their maps are the
+// parent's), and, with --follow-forks in spawn mode, programs exec'd by any
+// of them ("hello PID 0" again, the pid of a process seen before or a new
+// one): the agent stayed in their environment and loads the object afresh,
+// with maps of their own, which are read and printed per program.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -55,6 +64,27 @@ void on_signal(int) { g_interrupted = true; }
 int error(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "ember: trace: %s\n", msg.c_str());
   return code;
+}
+
+// A process's command name (/proc/PID/comm), "?" if it is gone.
+std::string comm_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm.empty() ? "?" : comm;
+}
+
+// "N (COMM)" for messages about a traced process.
+std::string process_name(pid_t pid) { return std::to_string(pid) + " (" + comm_of(pid) + ")"; }
+
+// Alive and not a zombie: a process whose agent's connection ended but
+// which lives on has exec'd (the connection is close-on-exec).
+bool process_lives(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
 }
 
 struct TraceArgs {
@@ -235,9 +265,13 @@ class Tracer {
 
  private:
   void on_line(AgentConn& a, const std::string& line);
+  void on_ready(AgentConn& a);
+  void on_exec_image(AgentConn& a);
   bool wait_for_first_agent(int timeout_ms);
+  void stop_injection();
   void detach_all();
   void finish();
+  void print_maps();
   bool target_alive();
   void unload_injected();
 
@@ -251,21 +285,37 @@ class Tracer {
   std::thread injector_;
   std::string inject_error_;
   std::atomic<bool> inject_done_{false};
+  std::atomic<bool> inject_cancel_{false};      // Ctrl-C: inject_library stops before dlopen
   std::string injected_;                        // -p: the agent file injected
   bool injected_copy_ = false;                  // a copy made for this session (to remove)
   std::vector<attach::CodeRange> code_before_;  // -p: the target's code before the agent
+  // Programs exec'd with --follow-forks: each loaded the object afresh, so
+  // each has maps of its own, read and printed after the target's.
+  struct ExecImage {
+    std::string who;  // process_name() when it said ready
+    std::unique_ptr<TraceOutput> out;
+  };
+  std::vector<ExecImage> execs_;
 };
 
 void Tracer::on_line(AgentConn& a, const std::string& line) {
-  if (line.empty()) {  // the connection ended: the process exited or detached
-    if (a.pid == target_ && target_ && !a.detached) target_gone_ = true;
+  if (line.empty()) {  // the connection ended: the process exited, exec'd or detached
+    if (a.pid == target_ && target_ && !a.detached && !child_) {
+      target_gone_ = true;
+      if (process_lives(a.pid))
+        error("process " + process_name(a.pid) +
+              " exec'd: the injected agent went with its old program; the new one runs untraced");
+    }
     return;
   }
   auto l = attach::split_agent_line(line);
-  if (l.word == "error") {
+  if (l.word == "error" && !a.ready) {
+    std::fprintf(stderr, "ember: trace: process %s: probe not attached: %s\n", process_name(a.pid).c_str(),
+                 l.rest.c_str());
+  } else if (l.word == "error") {
     std::fprintf(stderr, "ember: trace: pid %d: %s\n", a.pid, l.rest.c_str());
   } else if (l.word == "fatal") {
-    std::fprintf(stderr, "ember: trace: pid %d: %s\n", a.pid, l.rest.c_str());
+    std::fprintf(stderr, "ember: trace: process %s: %s\n", process_name(a.pid).c_str(), l.rest.c_str());
     if (!target_) failed_ = true;
   } else if (l.word == "stats") {
     // "PROG HITS ERRORS MISSED [FIRST_ERROR]"
@@ -277,18 +327,51 @@ void Tracer::on_line(AgentConn& a, const std::string& line) {
                    errors, missed, errors ? ": " : "", errors ? l.rest.c_str() + used : "");
     }
   } else if (l.word == "ready") {
-    if (!target_) {
-      target_ = a.pid;
-      if (auto st = out_.open_maps(a.pid); !st)
-        std::fprintf(stderr, "ember: trace: %s\n", st.error().message.c_str());
-      first_ready_ = true;
-      std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d\n", a.attached, a.pid);
-    } else {
-      std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d (forked from %d)\n", a.attached,
-                   a.pid, a.parent);
-    }
-    TraceServer::send(a, "go");
+    on_ready(a);
   }
+}
+
+// An agent attached what it could. The first is the target's: the session
+// fails if nothing attached there (unless --follow-forks, where the
+// programs it runs may be what is traced). Later ones are children that
+// follow (the target's maps) or exec'd programs (maps of their own).
+void Tracer::on_ready(AgentConn& a) {
+  if (g_interrupted || inject_cancel_) {  // Ctrl-C came first: nothing is to run
+    a.detach_sent = TraceServer::send(a, "detach");
+    return;
+  }
+  if (!target_) {
+    if (a.attached == 0 && !t_.follow_forks) {
+      error("no probe could be attached to process " + process_name(a.pid));
+      failed_ = true;
+      a.detach_sent = TraceServer::send(a, "detach");
+      return;
+    }
+    target_ = a.pid;
+    if (auto st = out_.open_maps(a.pid); !st)
+      std::fprintf(stderr, "ember: trace: %s\n", st.error().message.c_str());
+    first_ready_ = true;
+    std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d\n", a.attached, a.pid);
+  } else if (a.parent) {
+    std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d (forked from %d)\n", a.attached, a.pid,
+                 a.parent);
+  } else {
+    on_exec_image(a);
+  }
+  TraceServer::send(a, "go");
+}
+
+// A program exec'd in the target or a followed child (same pid, its old
+// connection closed at the exec) or in a process started without fork
+// handlers (vfork, posix_spawn: a new pid). Its maps are opened before it
+// goes on, so that they outlive it.
+void Tracer::on_exec_image(AgentConn& a) {
+  ExecImage image{process_name(a.pid), std::make_unique<TraceOutput>(t_.json)};
+  if (auto st = image.out->open_maps(a.pid); !st)
+    std::fprintf(stderr, "ember: trace: %s\n", st.error().message.c_str());
+  std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d (%s, exec'd)\n", a.attached, a.pid,
+               comm_of(a.pid).c_str());
+  execs_.push_back(std::move(image));
 }
 
 bool Tracer::target_alive() {
@@ -298,6 +381,20 @@ bool Tracer::target_alive() {
   }
   if (child_) return child_status_ < 0;
   return !target_gone_;
+}
+
+// Ctrl-C while injecting (-p): inject_library stops before its dlopen if it
+// has not started it; if it has, the agent's constructor is told to detach
+// as soon as it connects (it then attaches nothing, or detaches at once),
+// so that dlopen returns within moments and the agent can be unloaded.
+void Tracer::stop_injection() {
+  inject_cancel_ = true;
+  auto cb = [this](AgentConn& a, const std::string& l) { on_line(a, l); };
+  while (!inject_done_) {
+    for (auto& a : server_.agents())
+      if (!a.detach_sent) a.detach_sent = TraceServer::send(a, "detach");
+    server_.poll(20, cb);
+  }
 }
 
 bool Tracer::wait_for_first_agent(int timeout_ms) {
@@ -336,16 +433,29 @@ void Tracer::unload_injected() {
   injected_.clear();
 }
 
+// The target's maps, then those of each program exec'd (headed by which).
+void Tracer::print_maps() {
+  out_.print_maps(stdout);
+  for (auto& image : execs_) {
+    std::printf("\n# process %s, exec'd: its own maps\n", image.who.c_str());
+    image.out->print_maps(stdout);
+  }
+}
+
 // Last events, the maps (--interval), then the histograms asked for.
 void Tracer::finish() {
   out_.poll(0);
-  if (t_.interval > 0) out_.print_maps(stdout);  // where the maps ended, as bpftrace prints its maps at exit
+  for (auto& image : execs_) image.out->poll(0);
+  if (t_.interval > 0) print_maps();  // where the maps ended, as bpftrace prints its maps at exit
   for (const auto& h : t_.hists) {
     auto text = out_.hist(h);
     if (!text)
       std::fprintf(stderr, "ember: trace: --hist %s: %s\n", h.c_str(), text.error().message.c_str());
     else
       std::printf("\n%s", text->c_str());
+    for (auto& image : execs_)
+      if (auto more = image.out->hist(h))
+        std::printf("\n# process %s, exec'd\n%s", image.who.c_str(), more->c_str());
   }
   std::fflush(stdout);
 }
@@ -370,7 +480,7 @@ int Tracer::run(const Checked& c) {
     injected_copy_ = *agent != c.agent;
     if (auto code = attach::code_ranges(t_.pid)) code_before_ = std::move(*code);  // none: no unload
     injector_ = std::thread([this, so = *agent] {
-      auto st = attach::inject_library(t_.pid, so);
+      auto st = attach::inject_library(t_.pid, so, &inject_cancel_);
       if (!st) inject_error_ = st.error().message;
       inject_done_ = true;
     });
@@ -380,12 +490,19 @@ int Tracer::run(const Checked& c) {
     child_ = *pid;
   }
   bool ready = wait_for_first_agent(kAgentTimeoutMs);
+  if (t_.pid && !ready && g_interrupted) {
+    stop_injection();
+    error("interrupted while injecting into process " + std::to_string(t_.pid));
+    unload_injected();  // warns if the agent has to stay
+    return 130;
+  }
   if (t_.pid && !ready) {
     if (injector_.joinable()) injector_.join();
     std::string why =
         inject_error_.empty() ? "the agent did not report from pid " + std::to_string(t_.pid) : inject_error_;
     if (!failed_ && !g_interrupted) detach_all();  // one that reports later must not stay attached
     unload_injected();
+    if (failed_ && inject_error_.empty()) return 1;  // the agent or on_ready said why
     return error(why);
   }
   if (!ready && child_) {
@@ -403,9 +520,10 @@ int Tracer::run(const Checked& c) {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t_.interval));
   while (!g_interrupted && target_alive()) {
     server_.poll(0, cb);
+    for (auto& image : execs_) image.out->poll(0);
     out_.poll(50);
     if (t_.interval > 0 && Clock::now() >= next_dump) {
-      out_.print_maps(stdout);
+      print_maps();
       next_dump += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t_.interval));
     }
   }

@@ -18,6 +18,7 @@ struct AgentConn {
   pid_t pid = 0, parent = 0;
   std::string buf;  // bytes of an incomplete line
   bool ready = false, detached = false;
+  bool detach_sent = false;        // told to detach (Ctrl-C while injecting)
   size_t attached = 0;             // "ready N"
   std::vector<std::string> lines;  // everything it reported, for the caller
 };
