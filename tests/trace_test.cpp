@@ -815,10 +815,12 @@ TEST_F(TraceLifecycle, APreloadedSessionRefusesAnInjectedOne) {
 }
 
 // fork then exec in a traced command: with --follow-forks the child is
-// traced until it execs; the exec'd image runs without the agent (which
-// took itself out of the environment its children inherit), without
-// --follow-forks the child is untouched. No crash, no hang; the command's
-// status is ember's.
+// traced, and so is the program it execs, which loads the agent again and
+// counts in maps of its own (printed after the target's: its calls are not
+// in the target's); without --follow-forks the child is untouched and the
+// exec'd image runs without the agent (which took itself out of the
+// environment its children inherit). No crash, no hang; the command's
+// status is ember's. More in trace_exec_test.cpp.
 TEST_F(TraceLifecycle, ForkThenExecRunsTheNewImageUntraced) {
   for (bool follow : {false, true}) {
     std::vector<std::string> args{obj_path("uprobe_workload"),
@@ -846,8 +848,14 @@ TEST_F(TraceLifecycle, ForkThenExecRunsTheNewImageUntraced) {
     for (uint64_t i = 100; i < 103; ++i)
       EXPECT_EQ(calls.count(i), follow ? 1u : 0u) << "follow " << follow << " " << i;
     for (uint64_t i = 200; i < 203; ++i)
-      EXPECT_EQ(calls.count(i), 0u) << "the exec'd image was traced: " << i;
+      EXPECT_EQ(calls.count(i), 0u) << "the exec'd image counted in the target's maps: " << i;
     EXPECT_EQ(r.err.find("forked from") != std::string::npos, follow) << r.err;
+    size_t own = r.out.find("\n# process ");
+    EXPECT_EQ(own != std::string::npos, follow) << "the exec'd image's own maps\n" << r.out;
+    if (own != std::string::npos) {
+      auto execd = dumped(r.out.substr(own), "calls");
+      for (uint64_t i = 200; i < 203; ++i) EXPECT_EQ(u64_at(execd[i], 0), 1u) << i;
+    }
   }
 }
 
