@@ -531,6 +531,109 @@ TEST_F(TraceE2E, AttachesToARunningProcessWithPtrace) {
   for (uint64_t i = 1; i <= 6; ++i) EXPECT_EQ(u64_at(calls[i], 0), 1u);
 }
 
+// ---- events typed by BTF (tests/bpf/trace_events.bpf.c: struct event) ----
+
+// The fields of struct event for the call ember_workload_target(a, 2, 3, 4, 5, 6).
+std::string event_fields(int a) {
+  char b[256];
+  std::snprintf(b, sizeof b,
+                "neg_a=%d sum=20 comm=\"trace_workload\" args={b=2 c=3} rest=[4,5,6] first=%s kind=%s low=%d "
+                "high=%d where=0x1234",
+                -a, a == 1 ? "true" : "false", a == 1 ? "KIND_FIRST" : "KIND_OTHER", a, a + 16);
+  return b;
+}
+
+std::string event_json(int a) {
+  char b[256];
+  std::snprintf(
+      b, sizeof b,
+      "\"event\":{\"neg_a\":%d,\"sum\":20,\"comm\":\"trace_workload\",\"args\":{\"b\":2,\"c\":3},"
+      "\"rest\":[4,5,6],\"first\":%s,\"kind\":\"%s\",\"low\":%d,\"high\":%d,\"where\":\"0x1234\"}}\n",
+      -a, a == 1 ? "true" : "false", a == 1 ? "KIND_FIRST" : "KIND_OTHER", a, a + 16);
+  return b;
+}
+
+// Where `line` (the text after "perf_events cpu N") is in out, for any N.
+bool has_perf_line(const std::string& out, const std::string& rest) {
+  for (size_t at = out.find("perf_events cpu "); at != std::string::npos;
+       at = out.find("perf_events cpu ", at + 1)) {
+    size_t colon = out.find(':', at);
+    if (colon != std::string::npos && out.compare(colon, rest.size(), rest) == 0) return true;
+  }
+  return false;
+}
+
+TEST_F(TraceE2E, EventsPrintAsTypedRecords) {
+  TraceRun r = trace(
+      {obj_path("trace_events"), "-e", target_probe("uprobe", "on_call"), "--", kWorkload, "--calls", "5"});
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("are printed as struct event"), std::string::npos) << r.err;
+  for (int a = 1; a <= 3; ++a) {
+    EXPECT_NE(("\n" + r.out).find("\nevents: " + event_fields(a) + "\n"), std::string::npos) << a << "\n"
+                                                                                             << r.out;
+    EXPECT_TRUE(has_perf_line(r.out, ": " + event_fields(a) + "\n")) << a << "\n" << r.out;
+    char hex[128];
+    std::snprintf(hex, sizeof hex,
+                  "short_events: (short record: 8 bytes, struct event has 64) %02x 00 00 00 00 00 00 00\n",
+                  a);
+    EXPECT_NE(r.out.find(hex), std::string::npos) << hex << r.out;
+  }
+  EXPECT_EQ(r.out.find("neg_a=-4"), std::string::npos) << "only a <= 3 sends: " << r.out;
+
+  // MAP=STRUCT for one map; the others keep struct event.
+  TraceRun x = trace({obj_path("trace_events"), "--event-type", "events=args", "-e",
+                      target_probe("uprobe", "on_call"), "--", kWorkload, "--calls", "1"});
+  ASSERT_EQ(x.status, 0) << x.err << x.out;
+  EXPECT_NE(("\n" + x.out).find("\nevents: b=4294967295 c=0\n"), std::string::npos)
+      << "neg_a = -1, then padding\n"
+      << x.out;
+  EXPECT_TRUE(has_perf_line(x.out, ": " + event_fields(1) + "\n")) << x.out;
+}
+
+TEST_F(TraceE2E, EventsAsJson) {
+  TraceRun r = trace({obj_path("trace_events"), "-j", "-e", target_probe("uprobe", "on_call"), "--",
+                      kWorkload, "--calls", "2"});
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  for (int a = 1; a <= 2; ++a) {
+    EXPECT_NE(r.out.find("{\"map\":\"events\"," + event_json(a)), std::string::npos) << a << "\n" << r.out;
+    bool perf = false;
+    for (size_t at = r.out.find("{\"map\":\"perf_events\",\"cpu\":"); at != std::string::npos && !perf;
+         at = r.out.find("{\"map\":\"perf_events\",\"cpu\":", at + 1)) {
+      size_t comma = r.out.find(',', at + 28);  // after "cpu":N
+      perf = comma != std::string::npos && r.out.compare(comma + 1, event_json(a).size(), event_json(a)) == 0;
+    }
+    EXPECT_TRUE(perf) << a << "\n" << r.out;
+    char hex[192];
+    std::snprintf(hex, sizeof hex,
+                  "{\"map\":\"short_events\",\"size\":8,\"data\":\"%02x00000000000000\",\"error\":\"short "
+                  "record: 8 bytes, struct event has 64\"}\n",
+                  a);
+    EXPECT_NE(r.out.find(hex), std::string::npos) << hex << r.out;
+  }
+}
+
+TEST_F(TraceE2E, EventTypeErrorsNameWhatWasAsked) {
+  std::string marker = dir_ + "/started";
+  struct Case {
+    std::string option, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"no_such_struct", "--event-type no_such_struct: no struct or union 'no_such_struct'"},
+           {"no_such_map=event",
+            "--event-type no_such_map=event: " + obj_path("trace_events") + " has no map 'no_such_map'"},
+           {"events=no_such_struct", "no struct or union 'no_such_struct'"},
+       }) {
+    TraceRun r = trace({obj_path("trace_events"), "--event-type", c.option, "-e",
+                        target_probe("uprobe", "on_call"), "--", "/usr/bin/touch", marker});
+    EXPECT_EQ(r.status, 1) << c.option << ": " << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(marker)) << "the command ran: " << c.option;
+  }
+  TraceRun usage = trace({obj_path("trace_events"), "--event-type"});
+  EXPECT_EQ(usage.status, 2) << usage.err;
+  EXPECT_NE(usage.err.find("--event-type needs a value"), std::string::npos) << usage.err;
+}
+
 // ---- lifecycle: detach, unload, attach again, a second session, fork and exec ----
 
 // A running tests/attach/lifecycle_workload: commands in, answer lines out.

@@ -457,7 +457,7 @@ const std::vector<Command>& commands() {
        cmd_tracelog},
       {"trace", "run an object's uprobe/uretprobe/USDT programs inside a command or a running process",
        "usage: ember trace OBJ [-e PROBE ...] [--hist MAP ...] [--interval S] [--follow-forks] [-j]\n"
-       "                  (-- COMMAND [ARGS] | -p PID)\n"
+       "                  [--event-type [MAP=]STRUCT ...] (-- COMMAND [ARGS] | -p PID)\n"
        "  Attaches every probe program of OBJ: libbpf sections uprobe/PATH:FUNC[+OFF],\n"
        "  uretprobe/PATH:FUNC and usdt/PATH:PROVIDER:NAME, and plain SEC(\"uprobe\")\n"
        "  programs bound with -e:\n"
@@ -466,8 +466,12 @@ const std::vector<Command>& commands() {
        "  PATH is a file or a library name (libc.so.6). The programs run JIT-compiled\n"
        "  inside the target (Ember's agent, preloaded into COMMAND or injected into\n"
        "  PID with ptrace); their maps are published, so `ember map dump` reads them\n"
-       "  live. Ring buffer and perf buffer events print one line each (hex bytes;\n"
-       "  -j: JSON), bpf_printk lines as trace_pipe does; --interval S dumps every\n"
+       "  live. Ring buffer and perf buffer events print one line each, their fields\n"
+       "  typed by OBJ's BTF: `MAP: pid=1 comm=\"bash\"` (-j: one JSON object each).\n"
+       "  The type is --event-type STRUCT (every event map) or MAP=STRUCT, else the\n"
+       "  one `struct event` of the BTF, else the one struct named *_event or\n"
+       "  *event_t; without one, or for a record shorter than it, hex bytes.\n"
+       "  bpf_printk lines print as trace_pipe does; --interval S dumps every\n"
        "  map each S seconds and at the end; --hist MAP prints MAP as a log2\n"
        "  histogram at the end.\n"
        "  --follow-forks: children the target forks keep their probes (exec'd\n"

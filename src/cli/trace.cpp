@@ -89,7 +89,7 @@ bool process_lives(pid_t pid) {
 
 struct TraceArgs {
   std::string object;
-  std::vector<std::string> probes, hists;
+  std::vector<std::string> probes, hists, event_types;
   double interval = 0;
   bool follow_forks = false, json = false;
   pid_t pid = 0;
@@ -109,13 +109,15 @@ Result<TraceArgs> parse_trace_args(const std::vector<std::string>& argv) {
       if (t.command.empty()) return fail("no COMMAND after --");
       break;
     }
-    if (a == "-e" || a == "--hist" || a == "--interval" || a == "-p") {
+    if (a == "-e" || a == "--hist" || a == "--interval" || a == "-p" || a == "--event-type") {
       auto v = value();
       if (!v) return v.error();
       if (a == "-e") {
         t.probes.push_back(*v);
       } else if (a == "--hist") {
         t.hists.push_back(*v);
+      } else if (a == "--event-type") {
+        t.event_types.push_back(*v);
       } else if (a == "--interval") {
         char* end = nullptr;
         t.interval = std::strtod(v->c_str(), &end);
@@ -181,7 +183,24 @@ Status check_command(const std::string& cmd) {
 struct Checked {
   std::string object, agent;
   size_t probes = 0;
+  EventTypes events;  // the records' types, from the object's BTF
 };
+
+// Which struct each ring buffer and perf event array's records are
+// (--event-type, or found by name); notes on stderr say what was chosen.
+Status check_event_types(Object& o, const TraceArgs& t, EventTypes* events) {
+  std::vector<EventMapName> maps;
+  for (const MapDef& d : o.map_defs()) {
+    const Map* m = o.map(d.name);
+    bool event = m && (m->spec().type == MapType::Ringbuf || m->spec().type == MapType::PerfEventArray);
+    maps.push_back({d.name, event});
+  }
+  auto r = resolve_event_types(o.file().btf, maps, t.event_types, t.object);
+  if (!r) return r.error();
+  for (const auto& n : r->notes) std::fprintf(stderr, "ember: trace: %s\n", n.c_str());
+  *events = std::move(*r);
+  return ok_status();
+}
 
 Result<Checked> check_everything(const TraceArgs& t) {
   Checked c;
@@ -204,6 +223,7 @@ Result<Checked> check_everything(const TraceArgs& t) {
   auto agent = find_agent();
   if (!agent) return agent.error();
   c.agent = *agent;
+  if (auto st = check_event_types(**o, t, &c.events); !st) return st.error();
   return c;
 }
 
@@ -461,6 +481,7 @@ void Tracer::finish() {
 }
 
 int Tracer::run(const Checked& c) {
+  out_.set_event_types(c.events);
   attach::AgentConfig cfg{.object_path = c.object,
                           .probes = t_.probes,
                           .follow_forks = t_.follow_forks,

@@ -9,17 +9,6 @@
 namespace ember::cli {
 namespace {
 
-std::string hex(const void* data, size_t size, const char* sep) {
-  std::string s;
-  char b[4];
-  for (size_t i = 0; i < size; ++i) {
-    std::snprintf(b, sizeof b, "%02x", static_cast<const uint8_t*>(data)[i]);
-    if (i) s += sep;
-    s += b;
-  }
-  return s;
-}
-
 bool is_event_map(const Map& m) {
   return m.spec().type == MapType::Ringbuf || m.spec().type == MapType::PerfEventArray;
 }
@@ -62,15 +51,8 @@ Status TraceOutput::open_maps(pid_t pid) {
 }
 
 void TraceOutput::print_event(const std::string& map, int cpu, const void* data, size_t size) {
-  if (json_) {
-    std::printf("{\"map\":\"%s\",%s\"size\":%zu,\"data\":\"%s\"}\n", map.c_str(),
-                cpu >= 0 ? ("\"cpu\":" + std::to_string(cpu) + ",").c_str() : "", size,
-                hex(data, size, "").c_str());
-  } else if (cpu >= 0) {
-    std::printf("%s cpu %d: %s\n", map.c_str(), cpu, hex(data, size, " ").c_str());
-  } else {
-    std::printf("%s: %s\n", map.c_str(), hex(data, size, " ").c_str());
-  }
+  std::string line = format_event(events_, map, cpu, {static_cast<const uint8_t*>(data), size}, json_);
+  std::fwrite(line.data(), 1, line.size(), stdout);
 }
 
 void TraceOutput::poll(int timeout_ms) {

@@ -1,6 +1,7 @@
 // What `ember trace` prints of a traced process's maps: ring buffer and perf
-// buffer events as they come (one line each: the map's name and the bytes in
-// hex, or a JSON object with -j), bpf_printk lines from its trace pipe,
+// buffer events as they come (one line each: the map's name and the record's
+// fields, typed by the object's BTF, or its bytes in hex when no type is
+// known; a JSON object with -j: src/cli/event_format.hpp), bpf_printk lines from its trace pipe,
 // every map's contents on demand (--interval) and log2 histograms (--hist).
 // The maps are opened from the agent's published list and kept open, so
 // they outlive the target.
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/event_format.hpp"
 #include "ember/maps.hpp"
 #include "ember/result.hpp"
 #include "ember/ringbuf.hpp"
@@ -22,6 +24,8 @@ namespace ember::cli {
 class TraceOutput {
  public:
   explicit TraceOutput(bool json) : json_(json) {}
+  // The record types of the event maps (before open_maps).
+  void set_event_types(EventTypes types) { events_ = std::move(types); }
   // Opens every map process `pid` publishes and starts consuming its event
   // maps and its trace pipe.
   Status open_maps(pid_t pid);
@@ -36,6 +40,7 @@ class TraceOutput {
  private:
   void print_event(const std::string& map, int cpu, const void* data, size_t size);
   bool json_;
+  EventTypes events_;
   std::vector<MapPtr> maps_;
   std::unique_ptr<RingBufferConsumer> rings_;
   std::vector<std::unique_ptr<PerfBufferConsumer>> perf_;
