@@ -860,6 +860,38 @@ TEST_F(TraceLifecycle, AThreadInsideAUretprobedFunctionReturnsUnhookedAfterTheUn
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 }
 
+// Ctrl-C while a thread calls the probed function (entry and return
+// probes) in a tight loop: the hooks come out under it, its replaced return
+// addresses are written back with every thread stopped, the agent is
+// unloaded, every call returns its own value and the thread goes on; a
+// second round does the same.
+TEST_F(TraceLifecycle, DetachWhileAThreadHammersTheProbedFunction) {
+  Workload w;
+  ASSERT_EQ(w.ask("main 1 2"), "main " + sum_of(1, 2));
+  const auto code_before = code_mappings(w.pid());
+  for (long round : {70, 80}) {
+    const std::string a = std::to_string(round);
+    TraceRun r = session(
+        w,
+        [&] {
+          EXPECT_EQ(w.ask("spin " + a), "spinning " + a);
+          usleep(200 * 1000);
+        },
+        a);
+    if (skipped_) GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+    EXPECT_EQ(r.status, 0) << r.err;
+    auto calls = dumped("\n" + r.out, "calls");
+    EXPECT_GT(u64_at(calls[static_cast<uint64_t>(round)], 0), 0u) << r.out;
+    EXPECT_EQ(r.err.find("stays"), std::string::npos) << r.err;
+    EXPECT_TRUE(agent_mappings(w.pid()).empty()) << "round " << round << ": not unloaded\n" << r.err;
+    EXPECT_EQ(code_mappings(w.pid()), code_before) << "round " << round << ": code left behind";
+    EXPECT_EQ(w.ask("stop"), "stopped 1") << "a call returned a wrong value";
+    EXPECT_EQ(w.ask("thread 3 4"), "thread " + sum_of(3, 4));
+  }
+  int st = w.quit();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
 // A second `ember trace -p` on a process another session is attached to is
 // refused with a clear error (two hook engines would patch the same code
 // over each other); its agent copy is unloaded again and the first session

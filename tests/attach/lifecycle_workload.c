@@ -11,6 +11,9 @@
 //   block           a thread enters ember_workload_wait(7), which prints
 //                   "waiting" and blocks until "release"
 //   release         lets it return: it prints "released VALUE" (7 + 'x')
+//   spin A          a thread calls ember_workload_target(A, 2, 3, 4, 5, 6)
+//                   in a loop until "stop": prints "spinning" once it runs
+//   stop            ends it: "stopped OK" when every call returned A + 20
 //   quit            exits 0 (so does end of input)
 //
 // Every line is written with one write() (threads never interleave).
@@ -57,6 +60,19 @@ static void* blocker_main(void* arg) {
   return NULL;
 }
 
+static pthread_t spinner;
+static volatile int spin_stop;
+static long spin_arg;
+
+static void* spinner_main(void* arg) {
+  (void)arg;
+  long ok = 1;
+  say("spinning", spin_arg);
+  while (!spin_stop)
+    if (ember_workload_target(spin_arg, 2, 3, 4, 5, 6) != spin_arg + 20) ok = 0;
+  return (void*)ok;
+}
+
 struct range {
   long first, n, sum;
 };
@@ -101,6 +117,15 @@ int main(int argc, char** argv) {
     } else if (!strncmp(line, "release", 7)) {
       if (write(block_pipe[1], "x", 1) != 1) return 7;
       pthread_join(blocker, NULL);
+    } else if (sscanf(line, "spin %ld", &a) == 1) {
+      spin_arg = a;
+      spin_stop = 0;
+      if (pthread_create(&spinner, NULL, spinner_main, NULL) != 0) return 8;
+    } else if (!strncmp(line, "stop", 4)) {
+      void* ok = NULL;
+      spin_stop = 1;
+      pthread_join(spinner, &ok);
+      say("stopped", (long)(size_t)ok);
     } else if (!strncmp(line, "quit", 4)) {
       return 0;
     }
