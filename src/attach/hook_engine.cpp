@@ -155,6 +155,27 @@ Status make_stub(Site* site, size_t readable, TextPatcher& patcher) {
   return ok_status();
 }
 
+// The trampoline an int3 site's SIGTRAP handler sends threads to: the
+// hooks run there, on the thread's stack below its red zone, as they do at
+// an inline site (the handler itself may run on a small sigaltstack, and
+// would otherwise run the probe programs inside a signal frame); it ends
+// with a jmp to the stub. It saves everything (LiveRegs::All): the signal
+// costs far more than the saves, and nothing must change when a later hook
+// asks for the full save. No landing: the dispatcher writes a return
+// trampoline's address (ReturnExit::Jmp) for return hooks.
+Status make_int3_trampoline(Site* site, TextPatcher& patcher) {
+  if (site->int3_trampoline) return ok_status();
+  assert(site->stub);
+  // Position-independent without a landing: `at` (0) places nothing.
+  std::vector<uint8_t> code = emit_entry_trampoline(0, site->addr, site, &ember_hook_dispatch_entry, {},
+                                                    site->stub, LiveRegs::All, 0);
+  auto at = CodeArena::instance().alloc(site->addr, code.size());
+  if (!at) return at.error();
+  if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+  site->int3_trampoline = *at;
+  return ok_status();
+}
+
 // Writes the jmp to the trampoline. A window of several instructions is
 // written with every other thread parked and none stopped inside it (retried
 // for a while); false when that cannot be had (the caller uses int3).
@@ -191,6 +212,7 @@ Status patch_site(Site* site, bool force_int3) {
     site->method = HookMethod::Inline;
   } else {
     if (auto st = make_stub(site, readable, **patcher); !st) return st;
+    if (auto st = make_int3_trampoline(site, **patcher); !st) return st;
     site->inline_patch.store(false, std::memory_order_release);
     const uint8_t int3 = 0xCC;
     if (auto st = (*patcher)->poke(site->addr, &int3, 1); !st) return st;

@@ -44,6 +44,7 @@ struct Site {
   uintptr_t full_trampoline = 0;  // LiveRegs::All
   uintptr_t abi_trampoline = 0;   // LiveRegs::CallEntry
   uintptr_t stub = 0;             // out-of-line copy of the first instruction + jmp back (int3 method)
+  uintptr_t int3_trampoline = 0;  // int3 method: where SIGTRAP sends threads; hooks, then the stub
   size_t window = 0;              // bytes the inline jmp replaces
   size_t instructions = 0;        // instructions in the window
   uint8_t original[16] = {};

@@ -1,9 +1,13 @@
 // The SIGTRAP handler: int3 sites (the permanent int3 of HookMethod::Int3
-// and the temporary one of the patching protocol). An int3 at a site of an
-// inline hook sends the thread to the site's trampoline; at an int3 site it
-// runs the hooks with PtRegs made from the ucontext, then resumes in the
-// site's out-of-line stub (the displaced instruction relocated, then a jump
-// back). Traps that are not ours go to the previous handler.
+// and the temporary one of the patching protocol). It only redirects: the
+// thread returns from the signal into a trampoline, the site's inline entry
+// trampoline or, at an int3 site, its int3 trampoline (hook_engine.cpp),
+// which runs the hooks on the thread's own stack below its red zone and
+// then resumes in the site's out-of-line stub (the displaced instruction
+// relocated, then a jump back). So hooks never run on the signal's stack
+// (a sigaltstack may be a few KiB: Go's, Rust's) nor inside a signal frame,
+// and every method shares one code path. Traps that are not ours go to the
+// previous handler.
 #include <signal.h>
 #include <ucontext.h>
 
@@ -36,17 +40,6 @@ void chain(int sig, siginfo_t* si, void* ctx) {
   prev.sa_handler(sig);
 }
 
-PtRegs regs_from(const greg_t* g, uintptr_t rip) {
-  PtRegs r{};
-  r.r15 = g[REG_R15], r.r14 = g[REG_R14], r.r13 = g[REG_R13], r.r12 = g[REG_R12];
-  r.rbp = g[REG_RBP], r.rbx = g[REG_RBX], r.r11 = g[REG_R11], r.r10 = g[REG_R10];
-  r.r9 = g[REG_R9], r.r8 = g[REG_R8], r.rax = g[REG_RAX], r.rcx = g[REG_RCX];
-  r.rdx = g[REG_RDX], r.rsi = g[REG_RSI], r.rdi = g[REG_RDI];
-  r.orig_rax = ~0ull;
-  r.rip = rip, r.cs = 0x33, r.eflags = g[REG_EFL], r.rsp = g[REG_RSP], r.ss = 0x2b;
-  return r;
-}
-
 void on_sigtrap(int sig, siginfo_t* si, void* ctx) {
   auto* uc = static_cast<ucontext_t*>(ctx);
   greg_t* g = uc->uc_mcontext.gregs;
@@ -54,13 +47,10 @@ void on_sigtrap(int sig, siginfo_t* si, void* ctx) {
   Site* site = si->si_code == SI_KERNEL ? SiteTable::instance().find(addr) : nullptr;
   if (!site) return chain(sig, si, ctx);
   stats().traps.fetch_add(1, std::memory_order_relaxed);
-  if (site->inline_patch.load(std::memory_order_acquire)) {
-    g[REG_RIP] = static_cast<greg_t>(site->trampoline);
-    return;
-  }
-  PtRegs regs = regs_from(g, addr);
-  (void)ember_hook_dispatch_entry(site, &regs, 0);  // no landing: the return trampoline's address
-  g[REG_RIP] = static_cast<greg_t>(site->stub);
+  // Every register but rip is as the site had it: the trampoline sees the
+  // thread exactly as an inline jmp would have brought it there.
+  const bool inline_patch = site->inline_patch.load(std::memory_order_acquire);
+  g[REG_RIP] = static_cast<greg_t>(inline_patch ? site->trampoline : site->int3_trampoline);
 }
 
 }  // namespace

@@ -205,7 +205,11 @@ struct Prologue {
   size_t landing_jnz = 0;
 };
 
-Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher, LiveRegs live) {
+// landing: whether the trampoline has a landing path (see
+// emit_entry_trampoline); without one the dispatcher gets landing 0 and
+// what it returns is ignored.
+Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher, LiveRegs live,
+                        bool landing) {
   VectorSave mode = vector_save_mode();
   Code c;
   Prologue p;
@@ -218,16 +222,22 @@ Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatc
   c.b({0x48, 0xBF});  // mov rdi, site
   c.u64(reinterpret_cast<uint64_t>(site));
   c.b({0x48, 0x89, 0xDE});  // mov rsi, rbx
-  c.b({0x48, 0xBA});        // mov rdx, landing
-  p.landing_imm = c.bytes().size();
-  c.u64(0);
-  call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
-  c.b({0x49, 0x89, 0xC5});  // mov r13, rax: return replaced? (r13 is callee-saved, restored from PtRegs)
-  restore_vectors(c, mode, live);
-  c.b({0x4D, 0x85, 0xED});  // test r13, r13 (the flags are restored by pop_regs where they are live)
-  c.b({0x0F, 0x85});        // jnz landing path
-  p.landing_jnz = c.bytes().size();
-  c.u32(0);
+  if (!landing) {
+    c.b({0x31, 0xD2});  // xor edx, edx: no landing
+    call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
+    restore_vectors(c, mode, live);
+  } else {
+    c.b({0x48, 0xBA});  // mov rdx, landing
+    p.landing_imm = c.bytes().size();
+    c.u64(0);
+    call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
+    c.b({0x49, 0x89, 0xC5});  // mov r13, rax: return replaced? (r13 is callee-saved, restored from PtRegs)
+    restore_vectors(c, mode, live);
+    c.b({0x4D, 0x85, 0xED});  // test r13, r13 (the flags are restored by pop_regs where they are live)
+    c.b({0x0F, 0x85});        // jnz landing path
+    p.landing_jnz = c.bytes().size();
+    c.u32(0);
+  }
   pop_regs(c, live);
   c.b({0x48, 0x8D, 0xA4, 0x24});  // lea rsp, [rsp + 16 + 128]: rsp, ss, red zone
   c.u32(16 + kRedZone);
@@ -266,7 +276,9 @@ VectorSave vector_save_mode() {
   return mode;
 }
 
-size_t entry_prologue_size(LiveRegs live) { return entry_prologue(0, nullptr, nullptr, live).code.size(); }
+size_t entry_prologue_size(LiveRegs live) {
+  return entry_prologue(0, nullptr, nullptr, live, true).code.size();
+}
 
 size_t entry_landing_size(LiveRegs live) {
   Code c;
@@ -277,12 +289,14 @@ size_t entry_landing_size(LiveRegs live) {
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
                                            uintptr_t resume, LiveRegs live, uintptr_t return_trampoline) {
-  Prologue p = entry_prologue(site_addr, site, dispatcher, live);
+  const bool has_landing = return_trampoline != 0;
+  Prologue p = entry_prologue(site_addr, site, dispatcher, live, has_landing);
   Code c;
   c.bytes() = std::move(p.code);
   const size_t relocated_at = c.bytes().size();
   c.bytes().insert(c.bytes().end(), relocated.begin(), relocated.end());
   emit_abs_jmp(c.bytes(), resume);
+  if (!has_landing) return std::move(c.bytes());
   const size_t path = c.bytes().size();
   const size_t landing = landing_path(c, live, relocated_at, return_trampoline);
   put_u32(c.bytes(), p.landing_jnz, static_cast<uint32_t>(path - (p.landing_jnz + 4)));

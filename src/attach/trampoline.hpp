@@ -56,6 +56,14 @@ size_t entry_landing_size(LiveRegs live);
 // leave by ret (ReturnExit::Ret), consuming the caller's own entry of the
 // return stack buffer. The dispatcher is given the landing's address: it is
 // what the slot holds while the return is replaced.
+// return_trampoline == 0: no landing path. The dispatcher is given landing
+// 0 (it writes a ReturnExit::Jmp return trampoline's address itself) and
+// the trampoline always goes on to `relocated` and `resume`. Int3 sites use
+// this form: their SIGTRAP handler only sets the thread's rip to such a
+// trampoline, with `relocated` empty and `resume` the site's out-of-line
+// stub, so that their hooks run on the thread's own stack like inline ones.
+// Either form first moves rsp 128 bytes down, past the red zone of the code
+// at the site (a USDT site inside a function may have live data there).
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
                                            uintptr_t resume, LiveRegs live, uintptr_t return_trampoline);
