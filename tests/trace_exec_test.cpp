@@ -297,6 +297,51 @@ TEST_F(TraceExec, NothingAttachedInTheTargetFailsOnlyWithoutFollowForks) {
   }
 }
 
+// `ember trace -p` on a process that then execs: the injected agent goes
+// with the old program (an injected process's environment is its own, so
+// the new program runs untraced, even with --follow-forks); the session
+// ends saying so, and the new program computes as it would. (The exec'd
+// program is a lifecycle_workload reading the same stdin: it still runs
+// when ember sees the connection end.)
+TEST_F(TraceExec, AnInjectedProcessThatExecsEndsTheSession) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t target = fork();
+  if (target == 0) {
+    int out = open((dir_ + "/target-out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(p[0], 0);
+    dup2(out, 1);
+    close(p[1]);
+    execl(EMBER_EXEC_WORKLOAD, EMBER_EXEC_WORKLOAD, "wait-exec", EMBER_LIFECYCLE_WORKLOAD,
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(p[0]);
+  auto args = probe_args(true);
+  args.insert(args.end(), {"-p", std::to_string(target)});
+  pid_t ember = start(args);
+  while (read_all(dir_ + "/err").find("probes attached") == std::string::npos) {
+    if (waitpid(ember, nullptr, WNOHANG) == ember) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  TraceRun r = finish(ember);  // ends by itself once the target exec'd
+  std::string cmds = "main 1 2\nquit\n";
+  ASSERT_EQ(write(p[1], cmds.data(), cmds.size()), static_cast<ssize_t>(cmds.size()));
+  close(p[1]);
+  int st = 0;
+  waitpid(target, &st, 0);
+  if (r.err.find("not permitted") != std::string::npos || r.err.find("ptrace_scope") != std::string::npos)
+    GTEST_SKIP() << "ptrace is not allowed here: " << r.err;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(read_all(dir_ + "/target-out"), "main " + sum_of(1, 2) + "\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("exec'd: the injected agent went with its old program"), std::string::npos) << r.err;
+  auto parts = sections(r.out);
+  EXPECT_EQ(parts.size(), 1u) << r.out;
+  expect_parent_counted(parts[0], r.err);
+}
+
 // ---- Ctrl-C while `ember trace -p` injects ----
 
 // A lifecycle_workload waiting for commands on a pipe.

@@ -77,14 +77,14 @@ std::string comm_of(pid_t pid) {
 // "N (COMM)" for messages about a traced process.
 std::string process_name(pid_t pid) { return std::to_string(pid) + " (" + comm_of(pid) + ")"; }
 
-// Alive and not a zombie: a process whose agent's connection ended but
-// which lives on has exec'd (the connection is close-on-exec).
-bool process_lives(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// Whether a process whose agent's connection ended (it is close-on-exec)
+// exec'd: it still has an address space. One that is exiting has none by
+// then (the kernel releases the memory before it closes the files), nor
+// has a zombie.
+bool process_execd(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
-  if (!std::getline(in, line)) return false;
-  size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+  return static_cast<bool>(std::getline(in, line)) && !line.empty();
 }
 
 struct TraceArgs {
@@ -316,13 +316,14 @@ class Tracer {
     std::unique_ptr<TraceOutput> out;
   };
   std::vector<ExecImage> execs_;
+  EventTypes events_;  // the object's record types, for exec'd programs' outputs
 };
 
 void Tracer::on_line(AgentConn& a, const std::string& line) {
   if (line.empty()) {  // the connection ended: the process exited, exec'd or detached
     if (a.pid == target_ && target_ && !a.detached && !child_) {
       target_gone_ = true;
-      if (process_lives(a.pid))
+      if (process_execd(a.pid))
         error("process " + process_name(a.pid) +
               " exec'd: the injected agent went with its old program; the new one runs untraced");
     }
@@ -387,6 +388,7 @@ void Tracer::on_ready(AgentConn& a) {
 // goes on, so that they outlive it.
 void Tracer::on_exec_image(AgentConn& a) {
   ExecImage image{process_name(a.pid), std::make_unique<TraceOutput>(t_.json)};
+  image.out->set_event_types(events_);  // the same object: the same record types
   if (auto st = image.out->open_maps(a.pid); !st)
     std::fprintf(stderr, "ember: trace: %s\n", st.error().message.c_str());
   std::fprintf(stderr, "ember: trace: %zu probes attached to pid %d (%s, exec'd)\n", a.attached, a.pid,
@@ -482,6 +484,7 @@ void Tracer::finish() {
 
 int Tracer::run(const Checked& c) {
   out_.set_event_types(c.events);
+  events_ = c.events;
   attach::AgentConfig cfg{.object_path = c.object,
                           .probes = t_.probes,
                           .follow_forks = t_.follow_forks,

@@ -4,6 +4,8 @@
 //   exec_workload fork PROGRAM [ARGS]   forks; the child execs PROGRAM; the
 //                                       parent waits and prints "child STATUS"
 //   exec_workload exec PROGRAM [ARGS]   execs PROGRAM itself (same pid)
+//   exec_workload wait-exec PROGRAM [ARGS]  reads one byte from stdin (a
+//                                       tracer attaching with -p), then as exec
 //
 // Its own work, first: ember_exec_parent(1001..1003) and strtol("7") four
 // times (a libc function the test probes; the exec'd program calls it too).
@@ -28,14 +30,18 @@ static void say(const char* what, long value) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 3 || (strcmp(argv[1], "fork") != 0 && strcmp(argv[1], "exec") != 0)) {
-    fprintf(stderr, "usage: exec_workload fork|exec PROGRAM [ARGS]\n");
+  int fork_mode = argc >= 3 && !strcmp(argv[1], "fork");
+  int wait_mode = argc >= 3 && !strcmp(argv[1], "wait-exec");
+  if (argc < 3 || (!fork_mode && !wait_mode && strcmp(argv[1], "exec") != 0)) {
+    fprintf(stderr, "usage: exec_workload fork|exec|wait-exec PROGRAM [ARGS]\n");
     return 2;
   }
+  char byte;
+  if (wait_mode && read(0, &byte, 1) != 1) return 5;
   for (long i = 1001; i <= 1003; ++i) sink = ember_exec_parent(i);
   const char* volatile seven = "7";
   for (int i = 0; i < 4; ++i) sink = strtol(seven, NULL, 10);
-  if (!strcmp(argv[1], "exec")) {
+  if (!fork_mode) {
     execv(argv[2], argv + 2);
     _exit(127);
   }
