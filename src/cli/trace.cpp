@@ -57,6 +57,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kAgentTimeoutMs = 30000;  // for the agent to report after the target started
 constexpr int kDetachTimeoutMs = 5000;  // for agents to confirm a detach
 constexpr int kCommandGraceMs = 2000;   // after Ctrl-C, for the command to end on its own SIGINT
+constexpr int kLoopMs = 25;             // the session loop's wait: events print within this
 
 std::atomic<bool> g_interrupted{false};  // set by SIGINT/SIGTERM: the only way a handler can talk
 void on_signal(int) { g_interrupted = true; }
@@ -543,9 +544,11 @@ int Tracer::run(const Checked& c) {
   auto next_dump =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t_.interval));
   while (!g_interrupted && target_alive()) {
-    server_.poll(0, cb);
+    // Agents first, waking as soon as one says something: a program
+    // exec'd with --follow-forks waits for its "go" before it runs.
+    server_.poll(kLoopMs, cb);
     for (auto& image : execs_) image.out->poll(0);
-    out_.poll(50);
+    out_.poll(0);
     if (t_.interval > 0 && Clock::now() >= next_dump) {
       print_maps();
       next_dump += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t_.interval));
