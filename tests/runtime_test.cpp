@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "ember/ringbuf.hpp"
+#include "helpers/cgroup_view.hpp"
 
 namespace ember {
 namespace {
@@ -287,6 +288,52 @@ TEST(CorpusEvents, CurrentTaskUnderCgroup) {
   rmdir(other.c_str());
   EXPECT_EQ(under[0], 1);
   EXPECT_EQ(under[1], 0) << "not under a sibling cgroup";
+}
+
+// Writes "0" (the writing process) into DIR/cgroup.procs: moves this
+// process into that cgroup v2 cgroup.
+bool move_self_to(const std::string& dir) {
+  std::ofstream f(dir + "/cgroup.procs");
+  f << "0" << std::flush;
+  return f.good();
+}
+
+bool is_yes(const Result<bool>& r) { return r.ok() && *r; }
+bool is_no(const Result<bool>& r) { return r.ok() && !*r; }
+
+// CgroupView keeps the process's cgroup chain for its max_age: a view made
+// with 0 sees a move at once, one with an hour still answers from before.
+TEST(CgroupViewTest, SeesTheProcessMoveAfterItsMaxAge) {
+  std::string mount = cgroup2_mount_point();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy mounted (/proc/self/mounts)";
+  std::string own;
+  {
+    std::ifstream f("/proc/self/cgroup");
+    for (std::string line; std::getline(f, line);)
+      if (line.rfind("0::", 0) == 0) own = mount + (line.size() > 4 ? line.substr(3) : "");
+  }
+  ASSERT_FALSE(own.empty());
+  struct stat root_st {};
+  ASSERT_EQ(stat(mount.c_str(), &root_st), 0);
+  std::string other = mount + "/ember-view-" + std::to_string(getpid());
+  if (mkdir(other.c_str(), 0755) != 0) GTEST_SKIP() << "cannot make a cgroup at " << other << " (not root?)";
+  struct stat other_st {};
+  ASSERT_EQ(stat(other.c_str(), &other_st), 0);
+
+  CgroupView live(std::chrono::milliseconds(0)), cached(std::chrono::hours(1));
+  EXPECT_TRUE(is_yes(live.under(root_st.st_ino)));
+  EXPECT_TRUE(is_no(live.under(other_st.st_ino)));
+  EXPECT_TRUE(is_no(cached.under(other_st.st_ino)));
+  if (!move_self_to(other)) {
+    rmdir(other.c_str());
+    GTEST_SKIP() << "cannot move this process into " << other;
+  }
+  EXPECT_TRUE(is_yes(live.under(other_st.st_ino))) << "the move is seen at once";
+  EXPECT_TRUE(is_yes(live.under(root_st.st_ino))) << "and the root is still an ancestor";
+  EXPECT_TRUE(is_no(cached.under(other_st.st_ino))) << "kept for its max_age";
+  EXPECT_TRUE(move_self_to(own)) << own;
+  EXPECT_EQ(rmdir(other.c_str()), 0) << other;
+  EXPECT_TRUE(is_no(live.under(other_st.st_ino)));
 }
 
 }  // namespace

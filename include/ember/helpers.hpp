@@ -14,6 +14,7 @@
 
 namespace ember {
 
+class CgroupView;
 class MemoryGuard;
 class Map;
 class Interpreter;
@@ -45,6 +46,9 @@ class HelperEnv {
     (void)prog;
     return nullptr;
   }
+  // Where this process sits in the cgroup v2 hierarchy, kept between calls
+  // (bpf_current_task_under_cgroup); null: the helper looks each time.
+  virtual CgroupView* cgroup_view() const { return nullptr; }
 };
 
 // An engine other than the interpreter (the JIT) that runs program

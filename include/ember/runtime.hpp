@@ -72,6 +72,9 @@ class Runtime final : public MapResolver {
   const HelperTable& helpers() const { return helpers_; }
   // bpf_trace_printk's ring buffer, named "trace_pipe"; null if disabled.
   const MapPtr& trace_pipe() const { return trace_pipe_; }
+  // This process's place in the cgroup v2 hierarchy, for its programs'
+  // bpf_current_task_under_cgroup (thread-safe).
+  CgroupView* cgroup_view() const { return cgroups_.get(); }
 
  private:
   friend class Object;
@@ -90,6 +93,7 @@ class Runtime final : public MapResolver {
   std::map<const Interpreter*, const Prog*> prog_interps_;
   uint32_t next_map_id_ = 1, next_prog_id_ = 1;
   MapPtr trace_pipe_;
+  std::unique_ptr<CgroupView> cgroups_;
 };
 
 struct LoadOptions {
@@ -163,6 +167,7 @@ class Prog final : public HelperEnv {
   const Interpreter* program_by_id(uint32_t id) const override;
   const JitProgram* jit_program(const Interpreter& prog) const override;
   Map* trace_pipe() const override { return rt_->trace_pipe().get(); }
+  CgroupView* cgroup_view() const override { return rt_->cgroup_view(); }
 
  private:
   friend class Object;

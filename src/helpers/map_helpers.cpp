@@ -2,15 +2,14 @@
 // lookup/update/delete, push/pop/peek, bpf_for_each_map_elem, bpf_loop,
 // bpf_tail_call and bpf_current_task_under_cgroup. Semantics follow
 // kernel/bpf/helpers.c, bpf_iter.c and the x86 JIT's tail call.
-#include <sys/stat.h>
-
 #include <cerrno>
-#include <fstream>
+#include <chrono>
 #include <string>
 
 #include "ember/helpers.hpp"
 #include "ember/maps.hpp"
 #include "ember/vm.hpp"
+#include "helpers/cgroup_view.hpp"
 #include "maps/map_impl.hpp"
 
 namespace ember {
@@ -148,28 +147,10 @@ uint64_t tail_call(HelperCall& c, uint64_t, uint64_t map, uint64_t index, uint64
   return 0;
 }
 
-// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified
-// system, /sys/fs/cgroup/unified on a hybrid one (systemd's cgroup v1
-// layout, where the v2 tree holds no controllers but every process).
-std::string cgroup2_mount() {
-  std::ifstream f("/proc/self/mounts");
-  std::string dev, dir, type, rest;
-  while (f >> dev >> dir >> type && std::getline(f, rest))
-    if (type == "cgroup2") return dir;
-  return "";
-}
-
-// The cgroup v2 directory of this process, from /proc/self/cgroup ("0::/path").
-std::string own_cgroup_dir(const std::string& mount) {
-  std::ifstream f("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("0::", 0) == 0) return line.size() > 4 ? mount + line.substr(3) : mount;
-  return "";
-}
-
 // bpf_current_task_under_cgroup(map, index): 1 if this process's cgroup is
-// the one in the slot or below it, 0 if not, negative on error.
+// the one in the slot or below it, 0 if not, negative on error. The
+// process's place comes from the runtime's CgroupView (kept between calls;
+// see cgroup_view.hpp), or is looked up afresh without one.
 uint64_t current_task_under_cgroup(HelperCall& c, uint64_t map, uint64_t index, uint64_t, uint64_t,
                                    uint64_t) {
   Map* m = c.map(map, "bpf_current_task_under_cgroup map");
@@ -177,17 +158,11 @@ uint64_t current_task_under_cgroup(HelperCall& c, uint64_t map, uint64_t index, 
   uint64_t want = maps::fd_array_slot(*m, static_cast<uint32_t>(index));
   if (index >= m->spec().max_entries) return err(E2BIG);
   if (!want) return err(EAGAIN);
-  std::string mount = cgroup2_mount();
-  std::string dir = mount.empty() ? "" : own_cgroup_dir(mount);
-  if (dir.empty()) return err(ENOENT);
-  while (dir.size() >= mount.size()) {
-    struct stat st {};
-    if (stat(dir.c_str(), &st) == 0 && st.st_ino == want) return 1;
-    size_t slash = dir.find_last_of('/');
-    if (slash == std::string::npos || slash == 0) break;
-    dir.resize(slash);
-  }
-  return 0;
+  CgroupView* view = c.env ? c.env->cgroup_view() : nullptr;
+  CgroupView fresh(std::chrono::milliseconds(0));
+  Result<bool> under = (view ? view : &fresh)->under(want);
+  if (!under) return err(ENOENT);
+  return *under ? 1 : 0;
 }
 
 constexpr HelperDef kMapHelpers[] = {

@@ -6,11 +6,13 @@
 
 #include <cstdlib>
 
+#include "helpers/cgroup_view.hpp"
 #include "runtime/registry.hpp"
 
 namespace ember {
 
-Runtime::Runtime(RuntimeOptions opts) : opts_(opts), helpers_(default_helper_table()) {
+Runtime::Runtime(RuntimeOptions opts)
+    : opts_(opts), helpers_(default_helper_table()), cgroups_(std::make_unique<CgroupView>()) {
   if (opts_.trace_pipe_bytes) {
     // Without a pipe, printk output falls back to trace_out: not fatal.
     MapSpec spec{"trace_pipe", MapType::Ringbuf, 0, 0, opts_.trace_pipe_bytes, 0};
