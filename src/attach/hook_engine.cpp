@@ -21,11 +21,13 @@
 // keeps the reduced save only while every hook attached to it asked for it.
 //
 // Vector state. Trampolines save xmm registers, or whole ymm registers when
-// AVX is enabled (see trampoline.hpp for the upper-half handling); on AVX-512
-// machines zmm16-31, the upper halves of zmm0-15 and k0-7 are not
-// saved: code reached from a hook that uses them (glibc's EVEX string
-// functions use ymm16-31) could change a probed function's live values.
-// Full XSAVE would cover it at several times the cost of a hit.
+// AVX is enabled (see trampoline.hpp for the upper-half handling), or, when
+// the OS enables AVX-512 or AMX state, everything with XSAVEC/XRSTOR
+// (VectorSave::Xsave): code reached from a hook could otherwise change
+// zmm16-31, the upper zmm halves or k0-7 of a probed function (glibc's EVEX
+// string functions use ymm16-31). HookEngineOptions::vectors forces a mode
+// (tests: Xsave on this AVX2 machine); each site keeps the mode it was
+// patched with (settle_vectors).
 //
 // Threads inside a window. The int3 protocol covers threads that fetch the
 // first byte; a thread stopped between two instructions of a window of
@@ -73,6 +75,25 @@ constexpr size_t kMaxRelocated = 256;  // a window of <= 5 instructions, each <=
 
 LiveRegs entry_live(bool abi) { return abi ? LiveRegs::CallEntry : LiveRegs::All; }
 
+// The return trampoline an inline site's landing jumps to (ReturnExit::Ret)
+// for a site whose trampolines save `vectors`: the process's own
+// (return_hooks.cpp) for the default mode; for another (an engine told
+// HookEngineOptions::vectors), one made here once per mode and LiveRegs,
+// kept for the process lifetime like every trampoline (under the site
+// table mutex). 0 on failure.
+uintptr_t landing_return(bool abi, VectorSave vectors, TextPatcher& patcher) {
+  if (vectors == vector_save_mode()) return return_trampoline(abi, ReturnExit::Ret);
+  static uintptr_t made[3][2] = {};  // [VectorSave][abi]
+  uintptr_t& slot = made[static_cast<int>(vectors)][abi];
+  if (slot) return slot;
+  std::vector<uint8_t> code = emit_return_trampoline(
+      &ember_hook_dispatch_return, abi ? LiveRegs::CallReturn : LiveRegs::All, ReturnExit::Ret, vectors);
+  auto at = CodeArena::instance().alloc(0, code.size());
+  if (!at || !patcher.write(*at, code.data(), code.size())) return 0;
+  slot = *at;
+  return slot;
+}
+
 // Makes (or finds) the site's entry trampoline for what site->call_abi asks
 // and makes it the one in use; error when the site cannot be patched inline
 // (the caller falls back to int3). Must be called while the site's code is
@@ -82,16 +103,18 @@ Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
   uintptr_t& kept = abi ? site->abi_trampoline : site->full_trampoline;
   if (!kept) {
     if (auto st = make_return_trampolines(); !st) return st;  // the landing jumps to one
-    const size_t prologue = entry_prologue_size(entry_live(abi));
+    const uintptr_t ret = landing_return(abi, site->vectors, patcher);
+    if (!ret) return fail("cannot make a return trampoline");
+    const size_t prologue = entry_prologue_size(entry_live(abi), site->vectors);
     const size_t size = prologue + kMaxRelocated + entry_landing_size(entry_live(abi));
     auto at = CodeArena::instance().alloc(site->addr, size);
     if (!at) return at.error();
     auto rel = relocate(site->addr, readable, kJmpSize, *at + prologue);
     if (!rel) return rel.error();
     if (auto st = check_no_branch_into(site->addr, readable, rel->window); !st) return st;
-    std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry,
-                                                      rel->code, site->addr + rel->window, entry_live(abi),
-                                                      return_trampoline(abi, ReturnExit::Ret));
+    std::vector<uint8_t> code =
+        emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, rel->code,
+                              site->addr + rel->window, entry_live(abi), ret, site->vectors);
     assert(code.size() <= size);
     if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
     site->window = rel->window;
@@ -112,17 +135,19 @@ Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
 Status upgrade_to_full_save(Site* site, TextPatcher& patcher) {
   if (!site->full_trampoline) {
     const uintptr_t old = site->abi_trampoline;
-    const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry);
+    const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry, site->vectors);
     if (auto st = make_return_trampolines(); !st) return st;
-    const size_t prologue = entry_prologue_size(LiveRegs::All);
+    const uintptr_t ret = landing_return(false, site->vectors, patcher);
+    if (!ret) return fail("cannot make a return trampoline");
+    const size_t prologue = entry_prologue_size(LiveRegs::All, site->vectors);
     const size_t size = prologue + kMaxRelocated + entry_landing_size(LiveRegs::All);
     auto at = CodeArena::instance().alloc(site->addr, size);
     if (!at) return at.error();
     std::vector<uint8_t> tail;
     emit_abs_jmp(tail, old + old_prologue);
-    std::vector<uint8_t> code = emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
-                                                      site->addr + site->window, LiveRegs::All,
-                                                      return_trampoline(false, ReturnExit::Ret));
+    std::vector<uint8_t> code =
+        emit_entry_trampoline(*at, site->addr, site, &ember_hook_dispatch_entry, tail,
+                              site->addr + site->window, LiveRegs::All, ret, site->vectors);
     assert(code.size() <= size);
     if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
     site->full_trampoline = *at;
@@ -168,7 +193,7 @@ Status make_int3_trampoline(Site* site, TextPatcher& patcher) {
   assert(site->stub);
   // Position-independent without a landing: `at` (0) places nothing.
   std::vector<uint8_t> code = emit_entry_trampoline(0, site->addr, site, &ember_hook_dispatch_entry, {},
-                                                    site->stub, LiveRegs::All, 0);
+                                                    site->stub, LiveRegs::All, 0, site->vectors);
   auto at = CodeArena::instance().alloc(site->addr, code.size());
   if (!at) return at.error();
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
@@ -260,9 +285,27 @@ Status settle_live_regs(Site* site, bool function_entry) {
   return upgrade_to_full_save(site, **patcher);
 }
 
+// The vector state the site's trampolines save. An unpatched site takes
+// what this hook asks; its kept trampolines, made for another mode, are
+// left (threads may be inside) and made again. A patched site saving less
+// than asked refuses the hook (remaking trampolines of a live site is not
+// worth it: one engine per process, in practice one mode).
+Status settle_vectors(Site* site, VectorSave vectors) {
+  if (site->patched) {
+    if (static_cast<int>(vectors) <= static_cast<int>(site->vectors)) return ok_status();
+    return fail("the site is hooked with trampolines that save less vector state than this engine asks");
+  }
+  if (vectors != site->vectors) {
+    site->full_trampoline = site->abi_trampoline = site->int3_trampoline = 0;
+    site->vectors = vectors;
+  }
+  return ok_status();
+}
+
 }  // namespace
 
-Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts) {
+Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts,
+                             VectorSave vectors) {
   if (!fn) return fail("attach at ", hex(addr), ": no hook function");
   SiteTable& table = SiteTable::instance();
   std::lock_guard lock(table.mutex());
@@ -274,6 +317,8 @@ Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* dat
   Site* site = table.get_or_create(addr);
   if (!site) return fail("attach at ", hex(addr), ": too many hooked addresses");
   // Before the hook is published: it must never run with less saved than it needs.
+  if (auto st = settle_vectors(site, vectors); !st)
+    return fail("cannot hook ", hex(addr), ": ", st.error().message);
   if (auto st = settle_live_regs(site, opts.function_entry); !st)
     return fail("cannot hook ", hex(addr), ": ", st.error().message);
   const int id = g_next_id++;
@@ -335,21 +380,27 @@ HookMethod site_method(int id) {
 
 struct HookEngine::Impl {
   std::set<int> ids;  // under the site table mutex
+  VectorSave vectors = VectorSave::Sse;
 };
 
 HookEngine::HookEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<HookEngine>> HookEngine::create() {
+Result<std::unique_ptr<HookEngine>> HookEngine::create(const HookEngineOptions& opts) {
+  const VectorSave vectors = opts.vectors.value_or(vector_save_mode());
+  if (!vector_save_supported(vectors))
+    return fail("the hook engine cannot save vector state that way on this CPU (no XSAVE or AVX enabled)");
   auto patcher = TextPatcher::instance();
   if (!patcher) return patcher.error();
   if (auto st = detail::install_trap_handler(); !st) return st.error();
-  return std::unique_ptr<HookEngine>(new HookEngine(std::make_unique<Impl>()));
+  auto impl = std::make_unique<Impl>();
+  impl->vectors = vectors;
+  return std::unique_ptr<HookEngine>(new HookEngine(std::move(impl)));
 }
 
 Result<int> HookEngine::attach(uintptr_t addr, HookKind kind, HookFn fn, void* data,
                                const HookOptions& opts) {
   std::lock_guard lock(detail::SiteTable::instance().mutex());
-  auto id = detail::attach_site_hook(addr, kind, fn, data, opts);
+  auto id = detail::attach_site_hook(addr, kind, fn, data, opts, impl_->vectors);
   if (id) impl_->ids.insert(*id);
   return id;
 }

@@ -50,6 +50,9 @@ struct Site {
   uint8_t original[16] = {};
   bool patched = false;
   HookMethod method = HookMethod::Inline;
+  // The vector state the kept trampolines save (set when the site is
+  // patched; they are remade when it is patched again with another).
+  VectorSave vectors = VectorSave::Sse;
 };
 
 // Sites by address. Insertion under the engine mutex; lookup lock-free and
@@ -147,7 +150,9 @@ namespace ember::attach::detail {
 
 // The process-wide core behind HookEngine (hook_engine.cpp); ids are unique
 // in the process.
-Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts);
+// vectors: what the site's trampolines must save (HookEngineOptions).
+Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* data, const HookOptions& opts,
+                             VectorSave vectors = vector_save_mode());
 Status detach_site_hook(int id);
 HookMethod site_method(int id);
 // True when some thread has a return address replaced right now.

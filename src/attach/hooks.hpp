@@ -7,7 +7,8 @@
 // generated trampoline (the overwritten instructions are relocated into it);
 // where that is impossible (too short, unrelocatable instructions, one-byte
 // USDT nops, or HookOptions::force_int3) the site's first byte becomes int3
-// and a SIGTRAP handler runs the hooks. Return hooks replace the return
+// and the SIGTRAP handler sends the thread to a trampoline that runs the
+// hooks on its own stack (int3_fallback.cpp). Return hooks replace the return
 // address with a return trampoline and keep the original on a per-thread
 // shadow stack.
 #pragma once
@@ -16,8 +17,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "attach/pt_regs.hpp"
+#include "attach/trampoline.hpp"
 #include "ember/result.hpp"
 
 namespace ember::attach {
@@ -27,9 +30,9 @@ enum class HookMethod { Inline, Int3 };
 
 // Called on the traced thread. For Entry hooks regs are what the function
 // sees (rip == the hooked address). For Return hooks rax is the return value
-// and rip the address returned to. regs are read-only for hooks: inline
-// trampolines restore registers from this very frame, the int3 path does not,
-// so a write would take effect in one method and not the other.
+// and rip the address returned to. regs are read-only for hooks, as a
+// uprobe program's context is (the trampolines restore the general
+// registers from this very frame, but not rip or rsp).
 using HookFn = void (*)(void* data, PtRegs* regs);
 
 struct HookOptions {
@@ -45,9 +48,20 @@ struct HookOptions {
   bool function_entry = false;
 };
 
+struct HookEngineOptions {
+  // The vector state the trampolines of the sites this engine patches save
+  // (VectorSave in trampoline.hpp); default: vector_save_mode(), what this
+  // CPU and OS need. Tests force Xsave on machines without AVX-512. A site
+  // keeps the mode it was patched with: a hook that asks for more than a
+  // patched site saves is refused. The return trampolines of int3 sites
+  // are the process's (default mode) whatever this says.
+  std::optional<VectorSave> vectors;
+};
+
 class HookEngine {  // one per process (agent); thread-safe
  public:
-  static Result<std::unique_ptr<HookEngine>> create();
+  // Fails if opts.vectors cannot run here (vector_save_supported).
+  static Result<std::unique_ptr<HookEngine>> create(const HookEngineOptions& opts = {});
 
   // addr: an instruction boundary of executable code in this process.
   // Entry: fn runs before the instruction at addr (regs->rip == addr).

@@ -2,6 +2,7 @@
 
 #include <cpuid.h>
 
+#include <cassert>
 #include <cstring>
 
 #include "attach/x86_relocate.hpp"
@@ -135,12 +136,81 @@ void avx_move(Code& c, uint8_t op, uint8_t i, uint32_t disp) {
 
 void vzeroupper(Code& c) { c.b({0xC5, 0xF8, 0x77}); }
 
+// CPUID leaf 0xD, once: the XSAVE area's size for every component the OS
+// enabled in XCR0 (standard format, an upper bound of the compacted one),
+// and whether XSAVEC exists.
+struct XsaveInfo {
+  uint32_t size = 0;
+  bool xsavec = false;
+};
+const XsaveInfo& xsave_info() {
+  static const XsaveInfo info = [] {
+    XsaveInfo i;
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(0xD, 0, &a, &b, &c, &d)) i.size = b;
+    if (__get_cpuid_count(0xD, 1, &a, &b, &c, &d)) i.xsavec = (a & 2) != 0;
+    return i;
+  }();
+  return info;
+}
+
+uint64_t xcr0() {
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+bool os_enabled_xsave() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE);
+}
+
+// Xsave: the whole OS-enabled state (x87, MXCSR, xmm/ymm, AVX-512's zmm
+// and k registers, AMX...) goes to a 64-byte aligned area on the stack,
+// whatever `live` says. XSAVEC skips components in their initial state;
+// not XSAVEOPT, whose "modified" optimisation assumes nothing rewrote the
+// area since the last XRSTOR from the same address (a stack area is
+// rewritten all the time). The header is zeroed first: XSAVE leaves its
+// reserved bytes (and XSTATE_BV bits outside XCR0) as they were, and
+// XRSTOR faults on non-zero ones.
+void xsave_area(Code& c) {
+  const XsaveInfo& x = xsave_info();
+  assert(x.size >= 576);
+  c.b({0x48, 0x83, 0xE4, 0xC0});  // and rsp, -64
+  c.b({0x48, 0x81, 0xEC});        // sub rsp, size rounded up to 64
+  c.u32((x.size + 63) & ~63u);
+  c.b({0x31, 0xC0});  // xor eax, eax
+  for (uint32_t off = 512; off < 576; off += 8) {
+    c.b({0x48, 0x89, 0x84, 0x24});  // mov [rsp + off], rax: the XSAVE header
+    c.u32(off);
+  }
+  c.b({0xB8, 0xFF, 0xFF, 0xFF, 0xFF});  // mov eax, -1
+  c.b({0xBA, 0xFF, 0xFF, 0xFF, 0xFF});  // mov edx, -1: every component XCR0 enables
+  if (x.xsavec)
+    c.b({0x48, 0x0F, 0xC7, 0x24, 0x24});  // xsavec64 [rsp]
+  else
+    c.b({0x48, 0x0F, 0xAE, 0x24, 0x24});  // xsave64 [rsp]
+}
+
+void xrstor_area(Code& c) {
+  c.b({0xB8, 0xFF, 0xFF, 0xFF, 0xFF});  // mov eax, -1
+  c.b({0xBA, 0xFF, 0xFF, 0xFF, 0xFF});  // mov edx, -1
+  c.b({0x48, 0x0F, 0xAE, 0x2C, 0x24});  // xrstor64 [rsp]
+}
+
 // mov rbx, rsp (rbx: the PtRegs, callee-saved); align; save the vectors.
 // With AVX, also: r12b = whether a saved upper half is non-zero (r12 is
 // callee-saved and restored from PtRegs), then vzeroupper, so that the
-// dispatcher's legacy SSE code runs with clean upper state.
+// dispatcher's legacy SSE code runs with clean upper state. Xsave: the
+// whole state, then vzeroupper for the same reason (XRSTOR gives back the
+// upper state as it was, clean or dirty).
 void save_vectors(Code& c, VectorSave mode, LiveRegs live) {
-  c.b({0x48, 0x89, 0xE3});        // mov rbx, rsp
+  c.b({0x48, 0x89, 0xE3});  // mov rbx, rsp
+  if (mode == VectorSave::Xsave) {
+    xsave_area(c);
+    if (xcr0() & 4) vzeroupper(c);  // AVX state enabled
+    return;
+  }
   c.b({0x48, 0x83, 0xE4, 0xE0});  // and rsp, -32
   const uint8_t n = live_vectors(live);
   const uint32_t width = mode == VectorSave::Avx ? 32 : 16;
@@ -163,6 +233,7 @@ void save_vectors(Code& c, VectorSave mode, LiveRegs live) {
 }
 
 void restore_vectors(Code& c, VectorSave mode, LiveRegs live) {
+  if (mode == VectorSave::Xsave) return xrstor_area(c);
   const uint8_t n = live_vectors(live);
   if (mode != VectorSave::Avx) {
     for (uint8_t i = 0; i < n; ++i) sse_move(c, 0x28, i, i * 16);
@@ -209,8 +280,7 @@ struct Prologue {
 // emit_entry_trampoline); without one the dispatcher gets landing 0 and
 // what it returns is ignored.
 Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher, LiveRegs live,
-                        bool landing) {
-  VectorSave mode = vector_save_mode();
+                        bool landing, VectorSave mode) {
   Code c;
   Prologue p;
   push_regs(c, live);
@@ -265,19 +335,28 @@ void put_u32(std::vector<uint8_t>& out, size_t at, uint32_t v) { std::memcpy(out
 
 VectorSave vector_save_mode() {
   static const VectorSave mode = [] {
+    if (!os_enabled_xsave()) return VectorSave::Sse;
+    const uint64_t enabled = xcr0();
+    // opmask, ZMM_Hi256, Hi16_ZMM (AVX-512); XTILECFG, XTILEDATA (AMX).
+    if (enabled & ((7u << 5) | (3u << 17))) return VectorSave::Xsave;
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return VectorSave::Sse;
-    const bool avx = (c & bit_AVX) && (c & bit_OSXSAVE);
-    if (!avx) return VectorSave::Sse;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6) == 6 ? VectorSave::Avx : VectorSave::Sse;  // XMM and YMM state enabled by the OS
+    const bool avx = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_AVX);
+    return avx && (enabled & 6) == 6 ? VectorSave::Avx : VectorSave::Sse;  // XMM and YMM state enabled
   }();
   return mode;
 }
 
-size_t entry_prologue_size(LiveRegs live) {
-  return entry_prologue(0, nullptr, nullptr, live, true).code.size();
+bool vector_save_supported(VectorSave mode) {
+  switch (mode) {
+    case VectorSave::Sse: return true;
+    case VectorSave::Avx: return vector_save_mode() != VectorSave::Sse;
+    case VectorSave::Xsave: return os_enabled_xsave() && xsave_info().size >= 576;
+  }
+  return false;
+}
+
+size_t entry_prologue_size(LiveRegs live, VectorSave vectors) {
+  return entry_prologue(0, nullptr, nullptr, live, true, vectors).code.size();
 }
 
 size_t entry_landing_size(LiveRegs live) {
@@ -288,9 +367,10 @@ size_t entry_landing_size(LiveRegs live) {
 
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline) {
+                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline,
+                                           VectorSave vectors) {
   const bool has_landing = return_trampoline != 0;
-  Prologue p = entry_prologue(site_addr, site, dispatcher, live, has_landing);
+  Prologue p = entry_prologue(site_addr, site, dispatcher, live, has_landing, vectors);
   Code c;
   c.bytes() = std::move(p.code);
   const size_t relocated_at = c.bytes().size();
@@ -305,8 +385,8 @@ std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, vo
   return std::move(c.bytes());
 }
 
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit) {
-  VectorSave mode = vector_save_mode();
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit,
+                                            VectorSave mode) {
   Code c;
   push_regs(c, live);
   save_vectors(c, mode, live);

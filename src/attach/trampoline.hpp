@@ -35,9 +35,38 @@ using ReturnDispatcher = uint64_t (*)(void* regs);
 //    and a HookFn must leave the x87 stack as it found it.
 enum class LiveRegs { All, CallEntry, CallReturn };
 
+// Which vector state the trampolines save, by default (the engine may be
+// told another: HookEngineOptions):
+//  Sse: xmm registers (no AVX enabled by the OS).
+//  Avx: whole ymm registers: glibc's AVX string functions, which a helper
+//    may reach, end with vzeroupper and would clear the upper halves of a
+//    probed function's live ymm values.
+//  Xsave: when XCR0 enables AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM) or AMX
+//    state: XSAVEC (else XSAVE) / XRSTOR of every OS-enabled component into
+//    a 64-byte aligned area on the stack sized from CPUID leaf 0xD, whatever
+//    LiveRegs says: glibc's EVEX string functions use ymm16-31, which the
+//    Avx mode would not give back, nor k0-7 or the upper zmm halves. It
+//    also keeps MXCSR and the x87 state.
+//
+// With AVX the upper halves are cleared (vzeroupper) before the dispatcher
+// runs, and given back with VEX loads only when one of the saved ones was
+// not zero; otherwise the low halves are restored with legacy SSE loads
+// after a vzeroupper, leaving the upper state clean. Why: on this Zen 3
+// machine, legacy SSE code (the dispatcher, the hooks, most of the traced
+// program) running while the upper halves are dirty paid ~150 ns per
+// return hook (a legacy movq load into xmm0 in push_return merging with
+// ymm0's dirty upper half: 213 -> 92 ns when that one store was scalar);
+// restoring every ymm with VEX loads made the state dirty after every hit.
+// Xsave clears them after the save too; XRSTOR gives back the upper state
+// exactly as it was.
+enum class VectorSave { Sse, Avx, Xsave };
+VectorSave vector_save_mode();
+// Whether this CPU and OS can run trampolines of `mode`.
+bool vector_save_supported(VectorSave mode);
+
 // Bytes of the save/restore sequence that precede the relocated instructions
 // of an entry trampoline (the relocation must know where it will sit).
-size_t entry_prologue_size(LiveRegs live);
+size_t entry_prologue_size(LiveRegs live, VectorSave vectors);
 
 // Bytes of the landing path that follows the relocated instructions and
 // their jump back (the trampoline's size is prologue + relocated + this).
@@ -46,7 +75,8 @@ size_t entry_landing_size(LiveRegs live);
 // The entry trampoline placed at `at`: PtRegs with rip = site_addr and rsp =
 // the stack pointer at the site, dispatcher(site, regs, landing), registers
 // restored, then `relocated` (which must have been relocated for at +
-// entry_prologue_size(live)) and a jump to `resume`.
+// entry_prologue_size(live, vectors)) and a jump to `resume`; `vectors`:
+// the vector state it saves around the dispatcher.
 // When the dispatcher replaced the return address (it returns non-zero),
 // the trampoline drops it and *calls* the relocated instructions instead:
 // the call pushes `landing`, the address after it, into the same stack slot
@@ -66,7 +96,8 @@ size_t entry_landing_size(LiveRegs live);
 // at the site (a USDT site inside a function may have live data there).
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
-                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline);
+                                           uintptr_t resume, LiveRegs live, uintptr_t return_trampoline,
+                                           VectorSave vectors);
 
 // How a return trampoline goes back to the caller. Jmp: for returns whose
 // address the dispatcher wrote into the stack (int3 sites): the function's
@@ -80,24 +111,7 @@ enum class ReturnExit { Jmp, Ret };
 // replaced; PtRegs with rip = 0 (the dispatcher fills it) and rsp = the
 // stack pointer after the return; goes to what the dispatcher returns with
 // the registers `live` names as the function left them.
-std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit);
-
-// Which vector state the trampolines save: whole ymm registers when the OS
-// enabled AVX (glibc's AVX string functions, which a helper may reach, end
-// with vzeroupper and would clear the upper halves of a probed function's
-// live ymm values), else xmm registers. AVX-512 state (zmm16-31, k0-7, upper
-// zmm halves) is not saved: see hook_engine.cpp.
-//
-// With AVX the upper halves are cleared (vzeroupper) before the dispatcher
-// runs, and given back with VEX loads only when one of the saved ones was
-// not zero; otherwise the low halves are restored with legacy SSE loads
-// after a vzeroupper, leaving the upper state clean. Why: on this Zen 3
-// machine, legacy SSE code (the dispatcher, the hooks, most of the traced
-// program) running while the upper halves are dirty paid ~150 ns per
-// return hook (a legacy movq load into xmm0 in push_return merging with
-// ymm0's dirty upper half: 213 -> 92 ns when that one store was scalar);
-// restoring every ymm with VEX loads made the state dirty after every hit.
-enum class VectorSave { Sse, Avx };
-VectorSave vector_save_mode();
+std::vector<uint8_t> emit_return_trampoline(ReturnDispatcher dispatcher, LiveRegs live, ReturnExit exit,
+                                            VectorSave vectors = vector_save_mode());
 
 }  // namespace ember::attach
