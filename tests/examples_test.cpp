@@ -21,18 +21,14 @@
 #include <vector>
 
 #include "attach/symbols.hpp"
+#include "support/trace_harness.hpp"
 
 namespace ember {
 namespace {
 
 const std::string kOut = EMBER_EXAMPLES_OUT;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::read_all;
 
 struct Outcome {
   int status = -1;
@@ -48,28 +44,9 @@ std::vector<char*> argv_of(std::vector<std::string>& args) {
   return v;
 }
 
-// A private run directory, so that other Ember processes' maps never mix in.
-class Examples : public ::testing::Test {
+// The examples run in a private run directory (TraceDirTest).
+class Examples : public testing::TraceDirTest {
  protected:
-  void SetUp() override {
-#ifdef EMBER_SANITIZED
-    // The sanitizer build's agent carries ASan's runtime, which must be the
-    // first library of a process and replaces its malloc: it cannot be
-    // preloaded or injected into the traced commands. These tests run in
-    // the release build.
-    GTEST_SKIP() << "sanitizer build: its agent (with ASan's runtime) cannot be loaded into the traced "
-                    "commands; ember trace is tested end to end in the release build";
-#endif
-    dir_ = ::testing::TempDir() + "ember-examples-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
-    setenv("EMBER_RUN_DIR", (dir_ + "/run").c_str(), 1);
-  }
-  void TearDown() override {
-    unsetenv("EMBER_RUN_DIR");
-    std::filesystem::remove_all(dir_);
-  }
-
   // Runs ARGS (ARGS[0] a path) with stdin from /dev/null and stdout and
   // stderr in files.
   Outcome run(std::vector<std::string> args) {
@@ -90,7 +67,6 @@ class Examples : public ::testing::Test {
     args.insert(args.begin(), {EMBER_BIN, "trace"});
     return run(std::move(args));
   }
-  std::string dir_;
 };
 
 // The block of a --hist MAP print: from "MAP:" to the next blank line.

@@ -28,16 +28,13 @@
 #include <thread>
 #include <vector>
 
+#include "support/trace_harness.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ember::testing::read_all;
+using ember::testing::sum_of;
 
 std::string obj_path(const std::string& name) {
   return std::string(EMBER_BPF_OBJ_DIR) + "/" + name + ".bpf.o";
@@ -49,9 +46,6 @@ std::string libc_path() {
   if (dladdr(reinterpret_cast<void*>(&strtol), &info) == 0 || !info.dli_fname) return "";
   return std::filesystem::canonical(info.dli_fname).string();
 }
-
-// What ember_workload_target(i, 2, 3, 4, 5, 6) returns, summed over i = a..a+n-1.
-std::string sum_of(long a, long n) { return std::to_string(n * a + n * (n - 1) / 2 + 20 * n); }
 
 struct TraceRun {
   int status = -1;
@@ -105,23 +99,13 @@ uint64_t returns_counted(const std::map<std::string, std::map<uint64_t, uint64_t
   return ~uint64_t{0};
 }
 
-class TraceExec : public ::testing::Test {
+class TraceExec : public ember::testing::TraceDirTest {
  protected:
   void SetUp() override {
-#ifdef EMBER_SANITIZED
-    GTEST_SKIP() << "sanitizer build: its agent (with ASan's runtime) cannot be loaded into the traced "
-                    "commands; ember trace is tested end to end in the release build";
-#endif
-    dir_ = ::testing::TempDir() + "ember-exec-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
-    setenv("EMBER_RUN_DIR", (dir_ + "/run").c_str(), 1);
+    TraceDirTest::SetUp();
+    if (IsSkipped()) return;
     libc_ = libc_path();
     ASSERT_FALSE(libc_.empty());
-  }
-  void TearDown() override {
-    unsetenv("EMBER_RUN_DIR");
-    std::filesystem::remove_all(dir_);
   }
 
   // Starts `ember trace ARGS`, stdout and stderr into files.
@@ -172,7 +156,7 @@ class TraceExec : public ::testing::Test {
     return a;
   }
 
-  std::string dir_, libc_;
+  std::string libc_;
 };
 
 // The target's own work is counted in its maps whatever happens after.
@@ -345,49 +329,7 @@ TEST_F(TraceExec, AnInjectedProcessThatExecsEndsTheSession) {
 // ---- Ctrl-C while `ember trace -p` injects ----
 
 // A lifecycle_workload waiting for commands on a pipe.
-class Target {
- public:
-  Target() {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      execl(EMBER_LIFECYCLE_WORKLOAD, EMBER_LIFECYCLE_WORKLOAD, static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    in_ = in[1];
-    out_ = out[0];
-  }
-  ~Target() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    close(in_);
-    close(out_);
-  }
-  pid_t pid() const { return pid_; }
-  // One command's answer ("" if none within 30 s: a guard against a hang).
-  std::string ask(const std::string& cmd) {
-    std::string c = cmd + "\n", line;
-    if (write(in_, c.data(), c.size()) != static_cast<ssize_t>(c.size())) return "";
-    for (;;) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 30000) <= 0) return "";
-      char ch;
-      if (read(out_, &ch, 1) != 1) return "";
-      if (ch == '\n') return line;
-      line += ch;
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int in_ = -1, out_ = -1;
-};
+using Target = ember::testing::LifecycleWorkload;
 
 bool maps_agent(pid_t pid) {
   return read_all("/proc/" + std::to_string(pid) + "/maps").find("libember_agent") != std::string::npos;

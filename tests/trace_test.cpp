@@ -26,6 +26,7 @@
 #include "attach/hooks.hpp"
 #include "attach/symbols.hpp"
 #include "cli/log2_hist.hpp"
+#include "support/trace_harness.hpp"
 
 extern "C" __attribute__((noinline)) long ember_trace_test_target(long a, long b, long c, long d, long e,
                                                                   long f) {
@@ -35,6 +36,8 @@ extern "C" __attribute__((noinline)) long ember_trace_test_target(long a, long b
 
 namespace ember::cli {
 namespace {
+
+using testing::read_all;
 
 TEST(Log2Hist, BccLayout) {
   const uint64_t slots[] = {3, 1, 0, 6};
@@ -255,35 +258,9 @@ struct TraceRun {
   std::string out, err;
 };
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A private run directory, so that other Ember processes' maps never mix in.
-class TraceE2E : public ::testing::Test {
+// `ember trace` runs in a private run directory (TraceDirTest).
+class TraceE2E : public testing::TraceDirTest {
  protected:
-  void SetUp() override {
-#ifdef EMBER_SANITIZED
-    // The sanitizer build's agent carries ASan's runtime, which must be the
-    // first library of a process and replaces its malloc: it cannot be
-    // preloaded or injected into the traced commands. These tests run in
-    // the release build.
-    GTEST_SKIP() << "sanitizer build: its agent (with ASan's runtime) cannot be loaded into the traced "
-                    "commands; ember trace is tested end to end in the release build";
-#endif
-    dir_ = ::testing::TempDir() + "ember-trace-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
-    setenv("EMBER_RUN_DIR", (dir_ + "/run").c_str(), 1);
-  }
-  void TearDown() override {
-    unsetenv("EMBER_RUN_DIR");
-    std::filesystem::remove_all(dir_);
-  }
-
   // Starts `ember trace ARGS` with stdout and stderr in files (named with
   // `tag`, for runs at the same time) and stdin from a pipe (the command
   // inherits it).
@@ -332,7 +309,6 @@ class TraceE2E : public ::testing::Test {
     }
     return true;
   }
-  std::string dir_;
 };
 
 const std::string kWorkload = EMBER_TRACE_WORKLOAD;
@@ -636,65 +612,8 @@ TEST_F(TraceE2E, EventTypeErrorsNameWhatWasAsked) {
 
 // ---- lifecycle: detach, unload, attach again, a second session, fork and exec ----
 
-// A running tests/attach/lifecycle_workload: commands in, answer lines out.
-class Workload {
- public:
-  Workload() {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      execl(EMBER_LIFECYCLE_WORKLOAD, EMBER_LIFECYCLE_WORKLOAD, static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    in_ = in[1];
-    out_ = out[0];
-  }
-  ~Workload() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    close(in_);
-    close(out_);
-  }
-  pid_t pid() const { return pid_; }
-  // Sends one command; its answer line ("" if none came within 30 s: a
-  // guard against a hang, not a timing assertion).
-  std::string ask(const std::string& cmd) {
-    std::string c = cmd + "\n";
-    if (write(in_, c.data(), c.size()) != static_cast<ssize_t>(c.size())) return "";
-    std::string line;
-    for (;;) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 30000) <= 0) return "";
-      char ch;
-      if (read(out_, &ch, 1) != 1) return "";
-      if (ch == '\n') return line;
-      line += ch;
-    }
-  }
-  // Ends it; its wait status.
-  int quit() {
-    ask("quit");
-    int st = -1;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return st;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int in_ = -1, out_ = -1;
-};
-
-// What ember_workload_target(i, 2, 3, 4, 5, 6) returns, summed over i = a..a+n-1.
-std::string sum_of(long a, long n) { return std::to_string(n * a + n * (n - 1) / 2 + 20 * n); }
+using Workload = testing::LifecycleWorkload;
+using testing::sum_of;
 
 std::string lifecycle_probe(const std::string& kind, const std::string& prog) {
   return kind + ":" + std::string(EMBER_LIFECYCLE_WORKLOAD) + ":ember_workload_target=" + prog;
