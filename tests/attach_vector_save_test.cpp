@@ -377,4 +377,25 @@ TEST(AttachVectorSave, APatchedSiteRefusesAnEngineAskingForMoreVectorState) {
   expect_vectors_and_mxcsr();  // the site's new trampoline is an Xsave one
   ASSERT_TRUE(plain->detach(*shared));
   ASSERT_TRUE(full->detach(*f));
+
+  // The same at an int3 site: its trampoline is replaced with one of the
+  // new mode (MXCSR shows which one ran).
+  HookOptions int3;
+  int3.force_int3 = true;
+  for (HookEngine* eng : {plain.get(), full.get(), plain.get()}) {
+    const bool xsave = eng == full.get();
+    SCOPED_TRACE(xsave ? "int3, Xsave" : "int3, default");
+    auto id = eng->attach(addr(&vs_mid_site), HookKind::Entry, clobber, nullptr, int3);
+    ASSERT_TRUE(id) << id.error().message;
+    ASSERT_EQ(eng->method(*id), HookMethod::Int3);
+    g_hits = 0;
+    fill_inputs(false);
+    vs_mid();
+    EXPECT_EQ(g_hits, 1);
+    if (xsave)
+      expect_vectors_and_mxcsr();
+    else
+      EXPECT_EQ(vs_out.mxcsr & 0xFFFF, kHookMxcsr) << "the default mode does not keep MXCSR";
+    ASSERT_TRUE(eng->detach(*id));
+  }
 }

@@ -189,7 +189,7 @@ Status make_stub(Site* site, size_t readable, TextPatcher& patcher) {
 // asks for the full save. No landing: the dispatcher writes a return
 // trampoline's address (ReturnExit::Jmp) for return hooks.
 Status make_int3_trampoline(Site* site, TextPatcher& patcher) {
-  if (site->int3_trampoline) return ok_status();
+  if (site->int3_trampoline && site->int3_vectors == site->vectors) return ok_status();
   assert(site->stub);
   // Position-independent without a landing: `at` (0) places nothing.
   std::vector<uint8_t> code = emit_entry_trampoline(0, site->addr, site, &ember_hook_dispatch_entry, {},
@@ -197,6 +197,7 @@ Status make_int3_trampoline(Site* site, TextPatcher& patcher) {
   auto at = CodeArena::instance().alloc(site->addr, code.size());
   if (!at) return at.error();
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
+  site->int3_vectors = site->vectors;
   site->int3_trampoline = *at;
   return ok_status();
 }
@@ -287,7 +288,8 @@ Status settle_live_regs(Site* site, bool function_entry) {
 
 // The vector state the site's trampolines save. An unpatched site takes
 // what this hook asks; its kept trampolines, made for another mode, are
-// left (threads may be inside) and made again. A patched site saving less
+// left (threads may be inside) and made again (the int3 one by
+// make_int3_trampoline). A patched site saving less
 // than asked refuses the hook (remaking trampolines of a live site is not
 // worth it: one engine per process, in practice one mode).
 Status settle_vectors(Site* site, VectorSave vectors) {
@@ -296,7 +298,7 @@ Status settle_vectors(Site* site, VectorSave vectors) {
     return fail("the site is hooked with trampolines that save less vector state than this engine asks");
   }
   if (vectors != site->vectors) {
-    site->full_trampoline = site->abi_trampoline = site->int3_trampoline = 0;
+    site->full_trampoline = site->abi_trampoline = 0;  // site->trampoline stays valid until replaced
     site->vectors = vectors;
   }
   return ok_status();

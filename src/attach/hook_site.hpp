@@ -53,6 +53,9 @@ struct Site {
   // The vector state the kept trampolines save (set when the site is
   // patched; they are remade when it is patched again with another).
   VectorSave vectors = VectorSave::Sse;
+  // int3_trampoline's, which is replaced, never cleared: a thread that hit
+  // the int3 before an unpatch may run the SIGTRAP handler at any time.
+  VectorSave int3_vectors = VectorSave::Sse;
 };
 
 // Sites by address. Insertion under the engine mutex; lookup lock-free and
