@@ -444,8 +444,10 @@ extern "C" __attribute__((visibility("default"))) int ember_agent_prepare_unload
   if (detail::any_outstanding_returns() || !detail::remove_unwind_guards_if_idle()) return 2;
   g_process->retired.clear();  // runtimes (their maps and JIT code), runners
   g_process->engine.reset();
+  // The handlers go first: the SIGTRAP one looks sites up in the table
+  // released below.
+  restore_signals();
   ProbeRunner::release_thread_lists();
   detail::release_process_state();
-  restore_signals();
   return 0;
 }
