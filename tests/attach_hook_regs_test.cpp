@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "attach/hooks.hpp"
+#include "support/regs_asm.hpp"
 
 using namespace ember::attach;
 
@@ -37,70 +38,18 @@ void hk_regs_ret_drive();  // calls hk_regs_ret (which loads and returns), store
 void hk_regs_ret();        //
 }
 
-asm(R"(
+asm(EMBER_TEST_REGS_ASM R"(
   .macro HK_LOAD
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu hk_in+128+32*\i(%rip), %ymm\i
-  .endr
-  mov hk_in+8(%rip), %rbx
-  mov hk_in+16(%rip), %rcx
-  mov hk_in+24(%rip), %rdx
-  mov hk_in+32(%rip), %rsi
-  mov hk_in+40(%rip), %rdi
-  mov hk_in+48(%rip), %rbp
-  mov hk_in+56(%rip), %r8
-  mov hk_in+64(%rip), %r9
-  mov hk_in+72(%rip), %r10
-  mov hk_in+80(%rip), %r11
-  mov hk_in+88(%rip), %r12
-  mov hk_in+96(%rip), %r13
-  mov hk_in+104(%rip), %r14
-  mov hk_in+112(%rip), %r15
-  mov hk_in+0(%rip), %rax
-  pushq hk_in+120(%rip)
-  popfq
+  EMBER_LOAD_REGS hk_in, 128
   .endm
-
   .macro HK_STORE
-  pushfq
-  popq hk_out+120(%rip)
-  cld
-  mov %rax, hk_out+0(%rip)
-  mov %rbx, hk_out+8(%rip)
-  mov %rcx, hk_out+16(%rip)
-  mov %rdx, hk_out+24(%rip)
-  mov %rsi, hk_out+32(%rip)
-  mov %rdi, hk_out+40(%rip)
-  mov %rbp, hk_out+48(%rip)
-  mov %r8, hk_out+56(%rip)
-  mov %r9, hk_out+64(%rip)
-  mov %r10, hk_out+72(%rip)
-  mov %r11, hk_out+80(%rip)
-  mov %r12, hk_out+88(%rip)
-  mov %r13, hk_out+96(%rip)
-  mov %r14, hk_out+104(%rip)
-  mov %r15, hk_out+112(%rip)
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu %ymm\i, hk_out+128+32*\i(%rip)
-  .endr
+  EMBER_STORE_REGS hk_out, 128
   .endm
-
   .macro HK_PUSH_CALLEE_SAVED
-  push %rbx
-  push %rbp
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  EMBER_PUSH_CALLEE_SAVED
   .endm
-
   .macro HK_POP_CALLEE_SAVED
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %rbp
-  pop %rbx
+  EMBER_POP_CALLEE_SAVED
   vzeroupper
   .endm
 

@@ -24,6 +24,7 @@
 #include "attach/hooks.hpp"
 #include "attach/probe_runner.hpp"
 #include "ember/runtime.hpp"
+#include "support/regs_asm.hpp"
 
 using namespace ember;
 using namespace ember::attach;
@@ -59,7 +60,7 @@ __attribute__((used)) RegFile i3_out;
 __attribute__((used)) uint64_t i3_site_rsp;
 }
 
-asm(R"(
+asm(EMBER_TEST_REGS_ASM R"(
   .text
   .p2align 4
   .globl i3_redzone
@@ -101,63 +102,14 @@ i3_sum3:
   .globl i3_regs_site
   .type i3_regs, @function
 i3_regs:
-  push %rbx
-  push %rbp
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  EMBER_PUSH_CALLEE_SAVED
   mov %rsp, i3_site_rsp(%rip)
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu i3_in+128+32*\i(%rip), %ymm\i
-  .endr
-  mov i3_in+8(%rip), %rbx
-  mov i3_in+16(%rip), %rcx
-  mov i3_in+24(%rip), %rdx
-  mov i3_in+32(%rip), %rsi
-  mov i3_in+40(%rip), %rdi
-  mov i3_in+48(%rip), %rbp
-  mov i3_in+56(%rip), %r8
-  mov i3_in+64(%rip), %r9
-  mov i3_in+72(%rip), %r10
-  mov i3_in+80(%rip), %r11
-  mov i3_in+88(%rip), %r12
-  mov i3_in+96(%rip), %r13
-  mov i3_in+104(%rip), %r14
-  mov i3_in+112(%rip), %r15
-  mov i3_in+0(%rip), %rax
-  pushq i3_in+120(%rip)
-  popfq
+  EMBER_LOAD_REGS i3_in, 128
 i3_regs_site:
   nop
-  pushfq
-  popq i3_out+120(%rip)
-  cld
-  mov %rax, i3_out+0(%rip)
-  mov %rbx, i3_out+8(%rip)
-  mov %rcx, i3_out+16(%rip)
-  mov %rdx, i3_out+24(%rip)
-  mov %rsi, i3_out+32(%rip)
-  mov %rdi, i3_out+40(%rip)
-  mov %rbp, i3_out+48(%rip)
-  mov %r8, i3_out+56(%rip)
-  mov %r9, i3_out+64(%rip)
-  mov %r10, i3_out+72(%rip)
-  mov %r11, i3_out+80(%rip)
-  mov %r12, i3_out+88(%rip)
-  mov %r13, i3_out+96(%rip)
-  mov %r14, i3_out+104(%rip)
-  mov %r15, i3_out+112(%rip)
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu %ymm\i, i3_out+128+32*\i(%rip)
-  .endr
+  EMBER_STORE_REGS i3_out, 128
   vzeroupper
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %rbp
-  pop %rbx
+  EMBER_POP_CALLEE_SAVED
   ret
   .size i3_regs, .-i3_regs
 )");

@@ -14,6 +14,7 @@
 
 #include "attach/hooks.hpp"
 #include "attach/trampoline.hpp"
+#include "support/regs_asm.hpp"
 
 using namespace ember::attach;
 
@@ -42,78 +43,27 @@ void vs_ret_drive();  // calls vs_ret (which loads and returns), stores
 void vs_ret();
 }
 
-asm(R"(
+asm(EMBER_TEST_REGS_ASM R"(
   .data
   .p2align 2
 vs_default_mxcsr:
   .long 0x1f80
 
   .text
+  # MXCSR at 128, the ymm registers at 192.
   .macro VS_LOAD
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu vs_in+192+32*\i(%rip), %ymm\i
-  .endr
   ldmxcsr vs_in+128(%rip)
-  mov vs_in+8(%rip), %rbx
-  mov vs_in+16(%rip), %rcx
-  mov vs_in+24(%rip), %rdx
-  mov vs_in+32(%rip), %rsi
-  mov vs_in+40(%rip), %rdi
-  mov vs_in+48(%rip), %rbp
-  mov vs_in+56(%rip), %r8
-  mov vs_in+64(%rip), %r9
-  mov vs_in+72(%rip), %r10
-  mov vs_in+80(%rip), %r11
-  mov vs_in+88(%rip), %r12
-  mov vs_in+96(%rip), %r13
-  mov vs_in+104(%rip), %r14
-  mov vs_in+112(%rip), %r15
-  mov vs_in+0(%rip), %rax
-  pushq vs_in+120(%rip)
-  popfq
+  EMBER_LOAD_REGS vs_in, 192
   .endm
-
   .macro VS_STORE
-  pushfq
-  popq vs_out+120(%rip)
-  cld
+  EMBER_STORE_REGS vs_out, 192
   stmxcsr vs_out+128(%rip)
-  mov %rax, vs_out+0(%rip)
-  mov %rbx, vs_out+8(%rip)
-  mov %rcx, vs_out+16(%rip)
-  mov %rdx, vs_out+24(%rip)
-  mov %rsi, vs_out+32(%rip)
-  mov %rdi, vs_out+40(%rip)
-  mov %rbp, vs_out+48(%rip)
-  mov %r8, vs_out+56(%rip)
-  mov %r9, vs_out+64(%rip)
-  mov %r10, vs_out+72(%rip)
-  mov %r11, vs_out+80(%rip)
-  mov %r12, vs_out+88(%rip)
-  mov %r13, vs_out+96(%rip)
-  mov %r14, vs_out+104(%rip)
-  mov %r15, vs_out+112(%rip)
-  .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  vmovdqu %ymm\i, vs_out+192+32*\i(%rip)
-  .endr
   .endm
-
   .macro VS_PUSH
-  push %rbx
-  push %rbp
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  EMBER_PUSH_CALLEE_SAVED
   .endm
-
   .macro VS_POP
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %rbp
-  pop %rbx
+  EMBER_POP_CALLEE_SAVED
   vzeroupper
   ldmxcsr vs_default_mxcsr(%rip)
   .endm
