@@ -388,6 +388,17 @@ void restore_signals() {
   }
 }
 
+// Whether this agent's session is over: none starting, no controller
+// thread left, no agent attached. When it is and the agent ever had one,
+// `lock` holds the process lock on return (the exported calls below then
+// work on g_process under it); a lock held elsewhere means "not over".
+bool session_over(std::unique_lock<std::mutex>& lock) {
+  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return false;
+  if (!g_process) return true;
+  lock = std::unique_lock(g_process->mu, std::try_to_lock);
+  return lock.owns_lock() && !g_process->agent;
+}
+
 }  // namespace
 
 void agent_init() { ember_agent_init(); }
@@ -397,12 +408,8 @@ void agent_init() { ember_agent_init(); }
 // For other copies of the agent (other_active_agent): 1 while this one has
 // a session (starting, attached, or its controller thread still running).
 extern "C" __attribute__((visibility("default"))) int ember_agent_session_active() {
-  using namespace ember::attach;
-  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
-  if (!g_process || !g_process->mu.try_lock()) return g_process ? 1 : 0;
-  bool attached = g_process->agent != nullptr;
-  g_process->mu.unlock();
-  return attached ? 1 : 0;
+  std::unique_lock<std::mutex> lock;
+  return ember::attach::session_over(lock) ? 0 : 1;
 }
 
 // Called by `ember trace -p` (unload_agent) in one thread of the stopped
@@ -414,12 +421,9 @@ extern "C" __attribute__((visibility("default"))) int ember_agent_session_active
 // nothing is touched).
 extern "C" __attribute__((visibility("default"))) int ember_agent_restore_returns() {
   using namespace ember::attach;
-  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
-  if (!g_process) return 0;
-  if (!g_process->mu.try_lock()) return 1;
-  std::lock_guard lock(g_process->mu, std::adopt_lock);
-  if (g_process->agent) return 1;
-  detail::restore_replaced_returns();
+  std::unique_lock<std::mutex> lock;
+  if (!session_over(lock)) return 1;
+  if (g_process) detail::restore_replaced_returns();
   return 0;
 }
 
@@ -436,11 +440,9 @@ extern "C" __attribute__((visibility("default"))) int ember_agent_restore_return
 // destructor of a thread that is still alive.
 extern "C" __attribute__((visibility("default"))) int ember_agent_prepare_unload() {
   using namespace ember::attach;
-  if (g_starting.load() || g_controller_threads.load(std::memory_order_acquire) > 0) return 1;
+  std::unique_lock<std::mutex> lock;
+  if (!session_over(lock)) return 1;
   if (!g_process) return 0;  // never had a session: nothing to undo
-  if (!g_process->mu.try_lock()) return 1;
-  std::lock_guard lock(g_process->mu, std::adopt_lock);
-  if (g_process->agent) return 1;
   if (detail::any_outstanding_returns() || !detail::remove_unwind_guards_if_idle()) return 2;
   g_process->retired.clear();  // runtimes (their maps and JIT code), runners
   g_process->engine.reset();
