@@ -35,6 +35,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using ember::testing::read_all;
 using ember::testing::sum_of;
+using ember::testing::TraceRun;
 
 std::string obj_path(const std::string& name) {
   return std::string(EMBER_BPF_OBJ_DIR) + "/" + name + ".bpf.o";
@@ -46,11 +47,6 @@ std::string libc_path() {
   if (dladdr(reinterpret_cast<void*>(&strtol), &info) == 0 || !info.dli_fname) return "";
   return std::filesystem::canonical(info.dli_fname).string();
 }
-
-struct TraceRun {
-  int status = -1;
-  std::string out, err;
-};
 
 // The maps one process's section of the output dumps: "NAME:" then
 // "key: .. value: .." lines, as little-endian numbers (first 8 bytes).
@@ -106,36 +102,6 @@ class TraceExec : public ember::testing::TraceDirTest {
     if (IsSkipped()) return;
     libc_ = libc_path();
     ASSERT_FALSE(libc_.empty());
-  }
-
-  // Starts `ember trace ARGS`, stdout and stderr into files.
-  pid_t start(const std::vector<std::string>& args, const std::string& tag = "") {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int in = open("/dev/null", O_RDONLY);
-      int out = open((dir_ + "/out" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open((dir_ + "/err" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(err, 2);
-      std::vector<std::string> all{EMBER_BIN, "trace"};
-      all.insert(all.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(EMBER_BIN, argv.data());
-      _exit(127);
-    }
-    return pid;
-  }
-  TraceRun finish(pid_t pid, const std::string& tag = "") {
-    TraceRun r;
-    int st = 0;
-    waitpid(pid, &st, 0);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = read_all(dir_ + "/out" + tag);
-    r.err = read_all(dir_ + "/err" + tag);
-    return r;
   }
 
   // The probes: a function of the exec_workload (attaches only there), one
@@ -356,7 +322,7 @@ TEST_F(TraceExec, CtrlCWhileInjectingEndsPromptlyAndLeavesTheTargetAsItWas) {
                                   "uretprobe:" + fn + "=on_target_ret",
                                   "-p",
                                   std::to_string(t.pid())};
-    pid_t ember = start(args, tag);
+    pid_t ember = start(args, nullptr, tag);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     auto sent = Clock::now();
     kill(ember, SIGINT);

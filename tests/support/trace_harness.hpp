@@ -11,11 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace ember::testing {
 
@@ -26,7 +29,14 @@ inline std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-// A private run directory (EMBER_RUN_DIR, dir_), so that other Ember
+// How one `ember trace` run ended.
+struct TraceRun {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs `ember trace` (EMBER_BIN) in a private run directory (EMBER_RUN_DIR,
+// dir_), so that other Ember
 // processes' maps never mix in. Skipped in the sanitizer build: its agent
 // carries ASan's runtime, which must be the first library of a process and
 // replaces its malloc, so it cannot be preloaded or injected into the
@@ -46,6 +56,55 @@ class TraceDirTest : public ::testing::Test {
   void TearDown() override {
     unsetenv("EMBER_RUN_DIR");
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Starts `ember trace ARGS` with stdout and stderr in files (named with
+  // `tag`, for runs at the same time) and stdin from a pipe (the command
+  // inherits it).
+  pid_t start(const std::vector<std::string>& args, int* stdin_fd = nullptr, const std::string& tag = "") {
+    int p[2];
+    EXPECT_EQ(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(p[0], 0);
+      close(p[1]);
+      int out = open((dir_ + "/out" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int err = open((dir_ + "/err" + tag).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(out, 1);
+      dup2(err, 2);
+      std::vector<std::string> all{EMBER_BIN, "trace"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(EMBER_BIN, argv.data());
+      _exit(127);
+    }
+    close(p[0]);
+    if (stdin_fd)
+      *stdin_fd = p[1];
+    else
+      close(p[1]);
+    return pid;
+  }
+  TraceRun finish(pid_t pid, const std::string& tag = "") {
+    TraceRun r;
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = read_all(dir_ + "/out" + tag);
+    r.err = read_all(dir_ + "/err" + tag);
+    return r;
+  }
+  TraceRun trace(const std::vector<std::string>& args) { return finish(start(args)); }
+  // Waits (without a time limit of its own: the test's timeout is the limit)
+  // until `ember trace`'s stderr holds `what`.
+  bool wait_for_err(const std::string& what, pid_t ember, const std::string& tag = "") {
+    while (read_all(dir_ + "/err" + tag).find(what) == std::string::npos) {
+      if (waitpid(ember, nullptr, WNOHANG) == ember) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
   }
   std::string dir_;
 };
