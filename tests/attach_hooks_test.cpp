@@ -374,13 +374,13 @@ TEST(AttachHooks, AnInlineReturnHookReturnsThroughTheTrampolinesLanding) {
     const detail::Site* site = detail::SiteTable::instance().find(addr_of(&hk_retaddr));
     ASSERT_NE(site, nullptr);
     if (int3) {
-      EXPECT_EQ(seen, detail::return_trampoline(false, ReturnExit::Jmp));
+      EXPECT_EQ(seen, detail::return_trampoline(site->vectors, false, ReturnExit::Jmp));
     } else {
       EXPECT_GT(seen, site->trampoline) << "the landing is inside the entry trampoline";
       EXPECT_LT(seen, site->trampoline + 1024);
       for (bool abi : {false, true})
         for (ReturnExit exit : {ReturnExit::Jmp, ReturnExit::Ret})
-          EXPECT_NE(seen, detail::return_trampoline(abi, exit));
+          EXPECT_NE(seen, detail::return_trampoline(site->vectors, abi, exit));
     }
     ASSERT_TRUE(eng->detach(*r));
     EXPECT_EQ(hk_retaddr_drive(), real_return);

@@ -277,25 +277,31 @@ TEST(AttachVectorSave, XsaveSavesEverythingAtAFunctionEntry) {
 // A return hook at an inline function-entry site returns through the
 // entry trampoline's landing to a return trampoline of the site's mode:
 // with Xsave every ymm comes back (the Avx CallReturn one keeps xmm0-1).
+// At an int3 site the dispatcher writes the return trampoline its int3
+// trampoline gives it: of the site's mode too (it was the process's default
+// mode's, which keeps no MXCSR).
 TEST(AttachVectorSave, XsaveReturnHooksGiveBackEveryVectorRegister) {
   if (!can_run()) GTEST_SKIP() << "no AVX or XSAVE here";
   auto eng = engine(VectorSave::Xsave);
   ASSERT_TRUE(eng);
-  HookOptions opts;
-  opts.function_entry = true;
-  auto id = eng->attach(addr(&vs_ret), HookKind::Return, clobber, nullptr, opts);
-  ASSERT_TRUE(id) << id.error().message;
-  ASSERT_EQ(eng->method(*id), HookMethod::Inline);
-  for (bool clean : {false, true}) {
-    SCOPED_TRACE(clean ? "clean" : "dirty");
-    g_hits = 0;
-    fill_inputs(clean);
-    vs_ret_drive();
-    EXPECT_EQ(g_hits, 1);
-    expect_gprs({kRax, kRdx, kRbx, kRbp, kR12, kR13, kR14, kR15});
-    expect_vectors_and_mxcsr();
+  for (bool int3 : {false, true}) {
+    HookOptions opts;
+    opts.function_entry = true;
+    opts.force_int3 = int3;
+    auto id = eng->attach(addr(&vs_ret), HookKind::Return, clobber, nullptr, opts);
+    ASSERT_TRUE(id) << id.error().message;
+    ASSERT_EQ(eng->method(*id), int3 ? HookMethod::Int3 : HookMethod::Inline);
+    for (bool clean : {false, true}) {
+      SCOPED_TRACE(testing::Message() << (int3 ? "int3" : "inline") << (clean ? ", clean" : ", dirty"));
+      g_hits = 0;
+      fill_inputs(clean);
+      vs_ret_drive();
+      EXPECT_EQ(g_hits, 1);
+      expect_gprs({kRax, kRdx, kRbx, kRbp, kR12, kR13, kR14, kR15});
+      expect_vectors_and_mxcsr();
+    }
+    ASSERT_TRUE(eng->detach(*id));
   }
-  ASSERT_TRUE(eng->detach(*id));
 }
 
 // A site keeps the mode it was patched with: an engine asking for more is

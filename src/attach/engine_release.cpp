@@ -12,7 +12,8 @@ namespace ember::attach::detail {
 void release_process_state() {
   release_thread_states();
   SiteTable::release();
-  for (auto& t : g_return_trampolines) t.store(0, std::memory_order_relaxed);
+  for (auto& mode : g_return_trampolines)
+    for (auto& t : mode) t.store(0, std::memory_order_relaxed);
   CodeArena::instance().release();
   if (auto patcher = TextPatcher::instance()) (*patcher)->release();
 }

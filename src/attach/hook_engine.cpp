@@ -75,23 +75,13 @@ constexpr size_t kMaxRelocated = 256;  // a window of <= 5 instructions, each <=
 
 LiveRegs entry_live(bool abi) { return abi ? LiveRegs::CallEntry : LiveRegs::All; }
 
-// The return trampoline an inline site's landing jumps to (ReturnExit::Ret)
-// for a site whose trampolines save `vectors`: the process's own
-// (return_hooks.cpp) for the default mode; for another (an engine told
-// HookEngineOptions::vectors), one made here once per mode and LiveRegs,
-// kept for the process lifetime like every trampoline (under the site
-// table mutex). 0 on failure.
-uintptr_t landing_return(bool abi, VectorSave vectors, TextPatcher& patcher) {
-  if (vectors == vector_save_mode()) return return_trampoline(abi, ReturnExit::Ret);
-  static uintptr_t made[3][2] = {};  // [VectorSave][abi]
-  uintptr_t& slot = made[static_cast<int>(vectors)][abi];
-  if (slot) return slot;
-  std::vector<uint8_t> code = emit_return_trampoline(
-      &ember_hook_dispatch_return, abi ? LiveRegs::CallReturn : LiveRegs::All, ReturnExit::Ret, vectors);
-  auto at = CodeArena::instance().alloc(0, code.size());
-  if (!at || !patcher.write(*at, code.data(), code.size())) return 0;
-  slot = *at;
-  return slot;
+// The return trampoline of the site's vector-save mode that a replaced
+// return address leads to: through an inline site's landing (Ret), or
+// written by the dispatcher at an int3 site (Jmp, saving everything). 0 when
+// it cannot be made. Under the site table mutex.
+uintptr_t site_return(const Site* site, bool abi, ReturnExit exit) {
+  if (!make_return_trampolines(site->vectors)) return 0;
+  return return_trampoline(site->vectors, abi, exit);
 }
 
 // Makes (or finds) the site's entry trampoline for what site->call_abi asks
@@ -102,8 +92,7 @@ Status make_trampoline(Site* site, size_t readable, TextPatcher& patcher) {
   const bool abi = site->call_abi.load(std::memory_order_relaxed);
   uintptr_t& kept = abi ? site->abi_trampoline : site->full_trampoline;
   if (!kept) {
-    if (auto st = make_return_trampolines(); !st) return st;  // the landing jumps to one
-    const uintptr_t ret = landing_return(abi, site->vectors, patcher);
+    const uintptr_t ret = site_return(site, abi, ReturnExit::Ret);  // the landing jumps to it
     if (!ret) return fail("cannot make a return trampoline");
     const size_t prologue = entry_prologue_size(entry_live(abi), site->vectors);
     const size_t size = prologue + kMaxRelocated + entry_landing_size(entry_live(abi));
@@ -136,8 +125,7 @@ Status upgrade_to_full_save(Site* site, TextPatcher& patcher) {
   if (!site->full_trampoline) {
     const uintptr_t old = site->abi_trampoline;
     const size_t old_prologue = entry_prologue_size(LiveRegs::CallEntry, site->vectors);
-    if (auto st = make_return_trampolines(); !st) return st;
-    const uintptr_t ret = landing_return(false, site->vectors, patcher);
+    const uintptr_t ret = site_return(site, false, ReturnExit::Ret);
     if (!ret) return fail("cannot make a return trampoline");
     const size_t prologue = entry_prologue_size(LiveRegs::All, site->vectors);
     const size_t size = prologue + kMaxRelocated + entry_landing_size(LiveRegs::All);
@@ -186,14 +174,18 @@ Status make_stub(Site* site, size_t readable, TextPatcher& patcher) {
 // would otherwise run the probe programs inside a signal frame); it ends
 // with a jmp to the stub. It saves everything (LiveRegs::All): the signal
 // costs far more than the saves, and nothing must change when a later hook
-// asks for the full save. No landing: the dispatcher writes a return
-// trampoline's address (ReturnExit::Jmp) for return hooks.
+// asks for the full save. No landing: the dispatcher is given a
+// ReturnExit::Jmp return trampoline to write for return hooks.
 Status make_int3_trampoline(Site* site, TextPatcher& patcher) {
   if (site->int3_trampoline && site->int3_vectors == site->vectors) return ok_status();
   assert(site->stub);
+  // Its return hooks come back through a Jmp return trampoline of the
+  // site's mode that saves everything, whatever call_abi says later.
+  const uintptr_t ret = site_return(site, false, ReturnExit::Jmp);
+  if (!ret) return fail("cannot make a return trampoline");
   // Position-independent without a landing: `at` (0) places nothing.
   std::vector<uint8_t> code = emit_entry_trampoline(0, site->addr, site, &ember_hook_dispatch_entry, {},
-                                                    site->stub, LiveRegs::All, 0, site->vectors);
+                                                    site->stub, LiveRegs::All, ret, site->vectors, false);
   auto at = CodeArena::instance().alloc(site->addr, code.size());
   if (!at) return at.error();
   if (auto st = patcher.write(*at, code.data(), code.size()); !st) return st;
@@ -313,7 +305,7 @@ Result<int> attach_site_hook(uintptr_t addr, HookKind kind, HookFn fn, void* dat
   std::lock_guard lock(table.mutex());
   if (auto st = install_trap_handler(); !st) return st.error();
   if (kind == HookKind::Return) {
-    if (auto st = make_return_trampolines(); !st) return st.error();
+    if (auto st = make_return_trampolines(vectors); !st) return st.error();
     if (auto st = install_unwind_guards(); !st) return st.error();
   }
   Site* site = table.get_or_create(addr);

@@ -117,14 +117,13 @@ inline void run_hooks(ThreadState* t, const std::atomic<const HookList*>& list, 
   t->epoch.store(e + 2, std::memory_order_release);
 }
 
-// Replaces the return address at regs->rsp with `landing` (an inline
-// trampoline's, which then calls the function) or a return trampoline, and
-// pushes the original on the thread's shadow stack (see return_hooks.cpp
-// for longjmp and exceptions). False when the shadow stack is full (the
-// return is not hooked).
-inline bool push_return(ThreadState* t, Site* site, PtRegs* regs, uint64_t landing) {
-  const uint64_t mark =
-      landing ? landing : return_trampoline(site->call_abi.load(std::memory_order_relaxed), ReturnExit::Jmp);
+// Replaces the return address at regs->rsp with `mark` (the calling
+// trampoline's landing, or a return trampoline: see
+// ember_hook_dispatch_entry) and pushes the original on the thread's shadow
+// stack (see return_hooks.cpp for longjmp and exceptions). False when the
+// shadow stack is full (the return is not hooked).
+inline bool push_return(ThreadState* t, Site* site, PtRegs* regs, uint64_t mark) {
+  assert(mark != 0);
   auto* slot = reinterpret_cast<uint64_t*>(regs->rsp);
   uint32_t d = t->depth.load(std::memory_order_relaxed);
   while (d > 0 && t->shadow[d - 1].slot <= regs->rsp &&
@@ -151,14 +150,14 @@ HookStats& stats() {
 
 ThreadState* current_thread_state() { return tls.state; }
 
-extern "C" uint64_t ember_hook_dispatch_entry(void* site_ptr, void* regs_ptr, uint64_t landing) {
+extern "C" uint64_t ember_hook_dispatch_entry(void* site_ptr, void* regs_ptr, uint64_t mark) {
   auto* site = static_cast<Site*>(site_ptr);
   auto* regs = static_cast<PtRegs*>(regs_ptr);
   ThreadState* t = enter();
   if (!t) return 0;
   run_hooks(t, site->entry, regs);
   bool replaced = false;
-  if (site->ret.load(std::memory_order_acquire)) replaced = push_return(t, site, regs, landing);
+  if (site->ret.load(std::memory_order_acquire)) replaced = push_return(t, site, regs, mark);
   leave();
   return replaced;
 }

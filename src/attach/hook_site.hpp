@@ -103,11 +103,12 @@ struct ThreadState {
 ThreadState* current_thread_state();
 
 // Runs the entry hooks of `site` and, if it has return hooks, replaces the
-// return address at regs->rsp: with `landing` when non-zero (an inline
-// trampoline that then calls the function, see emit_entry_trampoline),
-// else with a ReturnExit::Jmp return trampoline. Returns non-zero when it
-// replaced it. Called by trampolines and the SIGTRAP handler (landing 0).
-extern "C" uint64_t ember_hook_dispatch_entry(void* site, void* regs, uint64_t landing);
+// return address at regs->rsp with `mark`, which the calling trampoline
+// gives: an inline trampoline's landing (it then calls the function, see
+// emit_entry_trampoline), or at an int3 site a ReturnExit::Jmp return
+// trampoline of the site's vector-save mode. Returns non-zero when it
+// replaced it. Called by the entry trampolines only.
+extern "C" uint64_t ember_hook_dispatch_entry(void* site, void* regs, uint64_t mark);
 // Called by the return trampolines: runs the return hooks of the frame that
 // returned and gives the original return address.
 extern "C" uint64_t ember_hook_dispatch_return(void* regs);
@@ -116,20 +117,24 @@ extern "C" uint64_t ember_hook_dispatch_return(void* regs);
 // call (epoch scheme: every thread's epoch is even or has moved on).
 void grace_period();
 
-// Return hooks (return_hooks.cpp). The return trampolines, set once by
-// make_return_trampolines(), one per LiveRegs (All, or the SysV return set
-// CallReturn for sites with call_abi) and ReturnExit (Jmp for int3 sites,
-// Ret for returns through an entry trampoline's landing).
-extern std::atomic<uint64_t> g_return_trampolines[4];
-inline uint64_t return_trampoline(bool call_abi, ReturnExit exit) {
+// Return hooks (return_hooks.cpp). The return trampolines, made once per
+// vector-save mode by make_return_trampolines(), one per LiveRegs (All, or
+// the SysV return set CallReturn for sites with call_abi) and ReturnExit
+// (Jmp for int3 sites, Ret for returns through an entry trampoline's
+// landing). A site's trampolines give the dispatcher the address to write
+// over a replaced return address, so the hit never looks them up.
+constexpr int kVectorSaveModes = 3;
+extern std::atomic<uint64_t> g_return_trampolines[kVectorSaveModes][4];
+inline uint64_t return_trampoline(VectorSave mode, bool call_abi, ReturnExit exit) {
   const int i = (exit == ReturnExit::Ret ? 2 : 0) + (call_abi ? 1 : 0);
-  return g_return_trampolines[i].load(std::memory_order_relaxed);
+  return g_return_trampolines[static_cast<int>(mode)][i].load(std::memory_order_acquire);
 }
 // A return trampoline reached with no shadow entry: cannot go on.
 [[noreturn]] void lost_return(uint64_t slot);
-// Makes the four return trampolines once (before any entry trampoline:
-// their landings jump to them).
-Status make_return_trampolines();
+// Makes the four return trampolines of a mode once (before any entry
+// trampoline of that mode: their landings jump to them). Under the site
+// table mutex.
+Status make_return_trampolines(VectorSave mode);
 // Keeps the C++ unwinder from ever seeing the return trampoline (hooks on
 // _Unwind_RaiseException and _Unwind_ForcedUnwind); idempotent.
 Status install_unwind_guards();

@@ -42,7 +42,7 @@
 
 namespace ember::attach::detail {
 
-std::atomic<uint64_t> g_return_trampolines[4] = {};
+std::atomic<uint64_t> g_return_trampolines[kVectorSaveModes][4] = {};
 
 [[noreturn]] void lost_return(uint64_t slot) {
   char msg[160];
@@ -72,23 +72,24 @@ int g_guard_ids[2] = {-1, -1};
 
 }  // namespace
 
-Status make_return_trampolines() {
-  static Status made = []() -> Status {
-    auto patcher = TextPatcher::instance();
-    if (!patcher) return patcher.error();
-    const LiveRegs modes[2] = {LiveRegs::All, LiveRegs::CallReturn};  // index: call_abi
-    const ReturnExit exits[2] = {ReturnExit::Jmp, ReturnExit::Ret};
-    for (int i = 0; i < 4; ++i) {  // as return_trampoline() indexes them
-      std::vector<uint8_t> code =
-          emit_return_trampoline(&ember_hook_dispatch_return, modes[i % 2], exits[i / 2]);
-      auto at = CodeArena::instance().alloc(0, code.size());
-      if (!at) return at.error();
-      if (auto st = (*patcher)->write(*at, code.data(), code.size()); !st) return st;
-      g_return_trampolines[i].store(*at, std::memory_order_relaxed);
-    }
-    return ok_status();
-  }();
-  return made;
+Status make_return_trampolines(VectorSave mode) {
+  std::atomic<uint64_t>* made = g_return_trampolines[static_cast<int>(mode)];
+  if (made[0].load(std::memory_order_relaxed)) return ok_status();
+  auto patcher = TextPatcher::instance();
+  if (!patcher) return patcher.error();
+  const LiveRegs lives[2] = {LiveRegs::All, LiveRegs::CallReturn};  // index: call_abi
+  const ReturnExit exits[2] = {ReturnExit::Jmp, ReturnExit::Ret};
+  uint64_t at[4] = {};
+  for (int i = 0; i < 4; ++i) {  // as return_trampoline() indexes them
+    std::vector<uint8_t> code =
+        emit_return_trampoline(&ember_hook_dispatch_return, lives[i % 2], exits[i / 2], mode);
+    auto a = CodeArena::instance().alloc(0, code.size());
+    if (!a) return a.error();
+    if (auto st = (*patcher)->write(*a, code.data(), code.size()); !st) return st;
+    at[i] = *a;
+  }
+  for (int i = 3; i >= 0; --i) made[i].store(at[i], std::memory_order_release);  // [0] last: "made"
+  return ok_status();
 }
 
 Status install_unwind_guards() {

@@ -277,10 +277,10 @@ struct Prologue {
 };
 
 // landing: whether the trampoline has a landing path (see
-// emit_entry_trampoline); without one the dispatcher gets landing 0 and
-// what it returns is ignored.
+// emit_entry_trampoline); without one the dispatcher is given `mark` (a
+// ReturnExit::Jmp return trampoline) and what it returns is ignored.
 Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatcher, LiveRegs live,
-                        bool landing, VectorSave mode) {
+                        bool landing, uint64_t mark, VectorSave mode) {
   Code c;
   Prologue p;
   push_regs(c, live);
@@ -293,7 +293,8 @@ Prologue entry_prologue(uintptr_t site_addr, void* site, EntryDispatcher dispatc
   c.u64(reinterpret_cast<uint64_t>(site));
   c.b({0x48, 0x89, 0xDE});  // mov rsi, rbx
   if (!landing) {
-    c.b({0x31, 0xD2});  // xor edx, edx: no landing
+    c.b({0x48, 0xBA});  // mov rdx, mark: what a replaced return address becomes
+    c.u64(mark);
     call_abs(c, reinterpret_cast<uint64_t>(dispatcher));
     restore_vectors(c, mode, live);
   } else {
@@ -356,7 +357,7 @@ bool vector_save_supported(VectorSave mode) {
 }
 
 size_t entry_prologue_size(LiveRegs live, VectorSave vectors) {
-  return entry_prologue(0, nullptr, nullptr, live, true, vectors).code.size();
+  return entry_prologue(0, nullptr, nullptr, live, true, 0, vectors).code.size();
 }
 
 size_t entry_landing_size(LiveRegs live) {
@@ -368,9 +369,9 @@ size_t entry_landing_size(LiveRegs live) {
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
                                            uintptr_t resume, LiveRegs live, uintptr_t return_trampoline,
-                                           VectorSave vectors) {
-  const bool has_landing = return_trampoline != 0;
-  Prologue p = entry_prologue(site_addr, site, dispatcher, live, has_landing, vectors);
+                                           VectorSave vectors, bool has_landing) {
+  assert(return_trampoline);
+  Prologue p = entry_prologue(site_addr, site, dispatcher, live, has_landing, return_trampoline, vectors);
   Code c;
   c.bytes() = std::move(p.code);
   const size_t relocated_at = c.bytes().size();

@@ -86,9 +86,10 @@ size_t entry_landing_size(LiveRegs live);
 // leave by ret (ReturnExit::Ret), consuming the caller's own entry of the
 // return stack buffer. The dispatcher is given the landing's address: it is
 // what the slot holds while the return is replaced.
-// return_trampoline == 0: no landing path. The dispatcher is given landing
-// 0 (it writes a ReturnExit::Jmp return trampoline's address itself) and
-// the trampoline always goes on to `relocated` and `resume`. Int3 sites use
+// has_landing false: no landing path. `return_trampoline` must then leave
+// by jmp (ReturnExit::Jmp): the dispatcher is given its address, which it
+// writes over a replaced return address, and the trampoline always goes on
+// to `relocated` and `resume`. Int3 sites use
 // this form: their SIGTRAP handler only sets the thread's rip to such a
 // trampoline, with `relocated` empty and `resume` the site's out-of-line
 // stub, so that their hooks run on the thread's own stack like inline ones.
@@ -97,7 +98,7 @@ size_t entry_landing_size(LiveRegs live);
 std::vector<uint8_t> emit_entry_trampoline(uintptr_t at, uintptr_t site_addr, void* site,
                                            EntryDispatcher dispatcher, const std::vector<uint8_t>& relocated,
                                            uintptr_t resume, LiveRegs live, uintptr_t return_trampoline,
-                                           VectorSave vectors);
+                                           VectorSave vectors, bool has_landing = true);
 
 // How a return trampoline goes back to the caller. Jmp: for returns whose
 // address the dispatcher wrote into the stack (int3 sites): the function's
